@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine (see README):
+#   make demo   create .venv, install clearsight, restore the bundled samples, print a before/after table
+#   make test   create .venv, install clearsight with its dev extras, run the test suite
+# torch is pinned through constraints.txt so that pip takes the CPU build and never a CUDA one.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+DEMO_OUT ?= demo-output
+
+.PHONY: demo test lint bench-classical samples clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) -e '.[dev]'
+	@touch $@
+
+demo: $(VENV)/.base
+	$(BIN)/clearsight demo -o $(DEMO_OUT)
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks scripts
+
+bench-classical: $(VENV)/.dev
+	$(BIN)/python benchmarks/classical.py --data ../shared/data
+
+samples: $(VENV)/.base
+	$(BIN)/python scripts/make_samples.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

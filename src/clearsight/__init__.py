@@ -1,0 +1,84 @@
+"""clearsight: restore photos degraded by haze, night haze, sand and dust, low light, noise, rain and blur.
+
+Public API::
+
+    import clearsight as cs
+    img = cs.read_image("foggy.jpg")          # (1, 3, H, W) float32 in [0, 1]
+    out = cs.restore(img, model="auto")       # picks dcp / dcp-night / dcp-dust per image
+    cs.write_image("clear.png", out)
+    cs.list_models(); cs.create_model("dcp", omega=0.9)
+    cs.create_metric("psnr")(out, reference)  # one score per image
+
+Names are imported lazily, so ``import clearsight`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "read_image": "io",
+    "write_image": "io",
+    "load_image": "io",
+    "save_image": "io",
+    "ImageRecord": "io",
+    "restore": "infer",
+    "restore_files": "infer",
+    "list_models": "models",
+    "create_model": "models",
+    "model_info": "models",
+    "list_metrics": "metrics",
+    "create_metric": "metrics",
+    "ClearsightError": "_errors",
+    "ImageReadError": "_errors",
+    "ImageWriteError": "_errors",
+    "EmptyImageFileError": "_errors",
+    "UnsupportedImageError": "_errors",
+    "CorruptImageError": "_errors",
+    "ImageTooLargeError": "_errors",
+    "ShapeError": "_errors",
+    "UnknownNameError": "_errors",
+    "physics": None,
+    "priors": None,
+    "metrics": None,
+    "models": None,
+    "io": None,
+    "infer": None,
+}
+
+__all__ = sorted(k for k in _LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'clearsight' has no attribute {name!r}")
+    mod = _LAZY[name]
+    if mod is None:
+        return importlib.import_module(f".{name}", __name__)
+    return getattr(importlib.import_module(f".{mod}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import infer, io, metrics, models, physics, priors
+    from ._errors import (
+        ClearsightError,
+        CorruptImageError,
+        EmptyImageFileError,
+        ImageReadError,
+        ImageTooLargeError,
+        ImageWriteError,
+        ShapeError,
+        UnknownNameError,
+        UnsupportedImageError,
+    )
+    from .infer import restore, restore_files
+    from .io import ImageRecord, load_image, read_image, save_image, write_image
+    from .metrics import create_metric, list_metrics
+    from .models import create_model, list_models, model_info

@@ -1,0 +1,99 @@
+"""Image quality metrics behind one registry.
+
+Each metric declares whether it needs a reference (``FR``) or not (``NR``), whether lower is better,
+and its range, and returns one score per image, shape ``(B,)``.
+
+Example:
+    >>> import clearsight as cs, torch
+    >>> m = cs.create_metric("psnr")
+    >>> x = torch.rand(2, 3, 16, 16)
+    >>> m(x, x.clamp(0, 0.9)).shape
+    torch.Size([2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from .._registry import Registry
+from .full_reference import psnr, ssim
+from .no_reference import colorfulness, haze_score, rms_contrast
+
+__all__ = ["MetricInfo", "Metric", "METRICS", "create_metric", "list_metrics", "psnr", "ssim"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """Metadata of a metric.
+
+    Attributes:
+        name: registry name.
+        mode: ``FR`` (needs a reference) or ``NR``.
+        lower_better: whether a lower score means better.
+        score_range: ``(low, high)``; ``None`` for an open end.
+        description: one line.
+    """
+
+    name: str
+    mode: Literal["FR", "NR"]
+    lower_better: bool
+    score_range: tuple[float | None, float | None]
+    description: str
+    fn: Callable[..., torch.Tensor] = field(repr=False, default=psnr)
+
+
+class Metric(torch.nn.Module):
+    """A callable metric with its metadata as attributes (``lower_better``, ``mode``, ``score_range``)."""
+
+    def __init__(self, info: MetricInfo, **kwargs) -> None:
+        super().__init__()
+        self.info = info
+        self.kwargs = kwargs
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def mode(self) -> str:
+        return self.info.mode
+
+    @property
+    def lower_better(self) -> bool:
+        return self.info.lower_better
+
+    @property
+    def score_range(self) -> tuple[float | None, float | None]:
+        return self.info.score_range
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        if self.info.mode == "FR":
+            if ref is None:
+                raise ValueError(f"metric {self.name!r} needs a reference image")
+            return self.info.fn(x, ref, **self.kwargs)
+        return self.info.fn(x, **self.kwargs)
+
+
+METRICS: Registry[MetricInfo] = Registry("metric")
+for _info in (
+    MetricInfo("psnr", "FR", False, (0.0, None), "peak signal-to-noise ratio in dB", psnr),
+    MetricInfo("ssim", "FR", False, (-1.0, 1.0), "structural similarity, 11x11 Gaussian window", ssim),
+    MetricInfo("haze_score", "NR", True, (0.0, 1.0), "mean dark channel: amount of veil", haze_score),
+    MetricInfo("rms_contrast", "NR", False, (0.0, 0.5), "standard deviation of the luma", rms_contrast),
+    MetricInfo("colorfulness", "NR", False, (0.0, None), "Hasler-Suesstrunk colourfulness", colorfulness),
+):
+    METRICS.register(_info.name, _info)
+
+
+def list_metrics(pattern: str | None = None, mode: str | None = None) -> list[str]:
+    """Registered metric names, filtered by shell-style ``pattern`` and ``mode`` (``FR``/``NR``)."""
+    return [n for n in METRICS.names(pattern) if mode is None or METRICS.get(n).mode == mode]
+
+
+def create_metric(name: str, **kwargs) -> Metric:
+    """Build the metric ``name``; keyword arguments are passed to its function (e.g. ``data_range``)."""
+    return Metric(METRICS.get(name), **kwargs)

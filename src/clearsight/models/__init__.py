@@ -1,0 +1,70 @@
+"""Restoration models behind one registry.
+
+For now the registry holds the training-free restorers of :mod:`clearsight.priors`; learned networks
+join it under names of the form ``arch.weights`` (e.g. ``corun.s-haze``) as they are trained.
+
+Example:
+    >>> import clearsight as cs
+    >>> "dcp" in cs.list_models()
+    True
+    >>> r = cs.create_model("dcp")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .._registry import Registry
+from ..priors.auto import Auto
+from ..priors.base import Restorer
+from ..priors.dcp import DCP
+from ..priors.dust import DustDCP
+from ..priors.night import NightDCP
+
+__all__ = ["ModelInfo", "MODELS", "create_model", "list_models", "model_info"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered model is.
+
+    Attributes:
+        name: registry name.
+        description: one line for ``clearsight models``.
+        kind: ``classical`` (training-free) or ``learned``.
+        factory: builds the restorer; keyword arguments override its configuration.
+    """
+
+    name: str
+    description: str
+    kind: str
+    factory: Callable[..., Restorer]
+
+
+MODELS: Registry[ModelInfo] = Registry("model")
+
+for _cls in (Auto, DCP, NightDCP, DustDCP):
+    MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the registered restorers, optionally filtered with a shell-style ``pattern``."""
+    return MODELS.names(pattern)
+
+
+def model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of ``name``."""
+    return MODELS.get(name)
+
+
+def create_model(name: str, pretrained: bool = True, **overrides) -> Restorer:
+    """Build the restorer called ``name``.
+
+    Args:
+        name: one of :func:`list_models`.
+        pretrained: load shipped weights (learned models only; classical ones have none).
+        **overrides: configuration fields to change, e.g. ``create_model("dcp", omega=0.8)``.
+    """
+    info = MODELS.get(name)
+    return info.factory(**overrides)
