@@ -226,9 +226,11 @@ def _orientation(im: Image.Image) -> tuple[int, bytes | None]:
     if not exif:
         return orientation, None
     try:
-        if 0x0112 in exif:
-            exif[0x0112] = 1
-        return orientation, exif.tobytes()
+        carried = Image.Exif()  # a copy: Pillow caches getexif(), and exif_transpose still needs the tag
+        carried.load(exif.tobytes())
+        if 0x0112 in carried:
+            carried[0x0112] = 1
+        return orientation, carried.tobytes()
     except Exception:  # noqa: BLE001
         return orientation, None
 

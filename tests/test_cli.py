@@ -1,0 +1,254 @@
+"""The command line, end to end, through a subprocess."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from clearsight.io import load_image, save_image
+from conftest import hazy_scene, run_cli, to_u8
+
+
+def _good(folder: Path, name: str, seed: int = 0, size=(60, 80)) -> Path:
+    p = folder / name
+    save_image(p, to_u8(hazy_scene(*size, seed=seed)[0]), format="jpg" if name.endswith(".jpg") else "png")
+    return p
+
+
+def _bad_files(folder: Path) -> dict[str, Path]:
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("this is a text file, not a photo\n")
+    buf = io.BytesIO()
+    Image.fromarray(to_u8(hazy_scene(120, 160)[0])).save(buf, "PNG")
+    (folder / "cut.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    buf = io.BytesIO()
+    Image.fromarray(to_u8(hazy_scene(120, 160)[0])).save(buf, "JPEG")
+    (folder / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return {n: folder / n for n in ("empty.jpg", "notes.jpg", "cut.png", "cut.jpg")}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".part"]
+
+
+def test_help_and_models():
+    r = run_cli("--help")
+    assert r.returncode == 0 and "restore" in r.stdout
+    r = run_cli("restore", "--help")
+    assert r.returncode == 0 and "examples:" in r.stdout and "--tile" in r.stdout
+    r = run_cli("models")
+    assert r.returncode == 0
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert names == ["auto", "dcp", "dcp-dust", "dcp-night"]
+    assert run_cli().returncode == 2
+    assert run_cli("restore", "x.png").returncode == 2  # -o is required
+
+
+def test_batch_isolates_bad_inputs(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    good = [_good(src, "a.png", 0), _good(src, "b.jpg", 1)]
+    bad = _bad_files(src)
+    missing = tmp_path / "missing.png"
+    r = run_cli("restore", str(src), str(missing), "-o", str(out), "-q")
+    assert r.returncode == 1, r.stdout + r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(bad) + 1
+    for p in [*bad.values(), missing]:
+        matching = [e for e in errors if str(p) in e]
+        assert len(matching) == 1, (p, errors)
+    assert "empty file" in next(e for e in errors if "empty.jpg" in e)
+    assert "not an image" in next(e for e in errors if "notes.jpg" in e)
+    assert "truncated" in next(e for e in errors if "cut.png" in e)
+    assert "truncated" in next(e for e in errors if "cut.jpg" in e)
+    # the good files were restored, nothing else was written, and no temporary files remain
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg"]
+    assert _leftovers(out) == []
+    for g in good:
+        assert load_image(out / g.name).rgb.shape == load_image(g).rgb.shape
+    assert "restored 2, skipped 0, failed 5" in r.stdout
+
+
+def test_resume_skips_existing_and_overwrite_redoes(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    _good(src, "a.png")
+    _good(src, "b.png", 1)
+    assert run_cli("restore", str(src), "-o", str(out), "-q").returncode == 0
+    before = (out / "a.png").stat().st_mtime_ns
+    (out / "b.png").unlink()  # as if the run had been interrupted before b
+    r = run_cli("restore", str(src), "-o", str(out), "-q")
+    assert r.returncode == 0 and "restored 1, skipped 1, failed 0" in r.stdout
+    assert (out / "a.png").stat().st_mtime_ns == before
+    r = run_cli("restore", str(src), "-o", str(out), "-q", "--overwrite")
+    assert "restored 2, skipped 0" in r.stdout
+
+
+def test_never_writes_onto_an_input(tmp_path):
+    p = _good(tmp_path, "a.png")
+    original = p.read_bytes()
+    r = run_cli("restore", str(p), "-o", str(tmp_path), "-q", "--overwrite")
+    assert r.returncode == 1 and "refusing" in r.stderr and str(p) in r.stderr
+    assert p.read_bytes() == original
+
+
+def test_formats_follow_content_unless_told(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    _good(src, "a.jpg")
+    _good(src, "b.png")
+    buf = io.BytesIO()
+    Image.fromarray(to_u8(hazy_scene(40, 50)[0])).save(buf, "PNG")
+    (src / "c.jpg").write_bytes(buf.getvalue())  # a PNG named .jpg
+    assert run_cli("restore", str(src), "-o", str(out), "-q").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png", "c.png"]
+    assert load_image(out / "c.png").format == "png"
+    out2 = tmp_path / "out2"
+    assert run_cli("restore", str(src), "-o", str(out2), "-q", "--format", "tif").returncode == 0
+    assert sorted(p.name for p in out2.iterdir()) == ["a.tif", "b.tif", "c.tif"]
+
+
+def test_alpha_gray_16bit_and_exif_through_cli(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    hz = hazy_scene(50, 70)[0]
+    alpha = np.tile(np.linspace(0, 255, 70).astype(np.uint8), (50, 1))
+    Image.fromarray(np.dstack([to_u8(hz), alpha]), "RGBA").save(src / "rgba.png")
+    Image.fromarray(to_u8(hz.mean(axis=2)), "L").save(src / "gray.png")
+    cv2.imwrite(str(src / "deep.png"), (hz[:, :, ::-1] * 65535).astype(np.uint16))
+    im = Image.fromarray(to_u8(hz))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(src / "rotated.jpg", exif=exif.tobytes())
+    Image.fromarray(to_u8(hz)).convert("CMYK").save(src / "print.jpg")
+    Image.fromarray(to_u8(hz)).convert("P", palette=Image.Palette.ADAPTIVE).save(src / "pal.png")
+    Image.fromarray(np.array([[[200, 210, 220]]], np.uint8)).save(src / "dot.png")
+    r = run_cli("restore", str(src), "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    rgba = Image.open(out / "rgba.png")
+    assert rgba.mode == "RGBA" and np.array_equal(np.asarray(rgba)[:, :, 3], alpha)
+    assert Image.open(out / "gray.png").mode == "L"
+    deep = load_image(out / "deep.png")
+    assert deep.bit_depth == 16 and len(np.unique(deep.rgb)) > 256
+    assert Image.open(out / "rotated.jpg").size == (50, 70)  # upright: width 50, height 70
+    assert Image.open(out / "print.jpg").mode == "RGB"
+    assert Image.open(out / "dot.png").size == (1, 1)
+    assert Image.open(out / "pal.png").mode == "RGB"
+
+
+def test_glob_and_recursive(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    _good(src, "a.png")
+    _good(src / "sub", "b.png", 1)
+    r = run_cli("restore", str(src), "-o", str(tmp_path / "flat"), "-q")
+    assert sorted(p.name for p in (tmp_path / "flat").rglob("*.png")) == ["a.png"]
+    r = run_cli("restore", str(src), "-r", "-o", str(tmp_path / "deep"), "-q")
+    assert r.returncode == 0 and (tmp_path / "deep" / "sub" / "b.png").exists()
+    r = run_cli("restore", str(src / "*.png"), "-o", str(tmp_path / "glob"), "-q")
+    assert r.returncode == 0 and (tmp_path / "glob" / "a.png").exists()
+    r = run_cli("restore", str(src / "*.tif"), "-o", str(tmp_path / "none"), "-q")
+    assert r.returncode == 1 and "no files match" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- #
+# permissions: root ignores file modes, so those tests run the CLI as an unprivileged user
+# ---------------------------------------------------------------------------------------------- #
+def _unprivileged_prefix() -> list[str] | None:
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return None
+    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import clearsight.cli"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
+@pytest.fixture
+def shared_tmp():
+    d = Path(tempfile.mkdtemp(prefix="clearsight-perm-"))
+    d.chmod(0o777)
+    yield d
+    for p in d.rglob("*"):
+        p.chmod(0o777) if p.is_dir() else None
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unreadable_file_and_unwritable_folder(shared_tmp):
+    prefix = _unprivileged_prefix()
+    if prefix is None:
+        pytest.skip("running as root without a way to drop privileges (setpriv)")
+    src = shared_tmp / "in"
+    src.mkdir()
+    src.chmod(0o777)
+    good = _good(src, "a.png")
+    locked = _good(src, "locked.png", 1)
+    for p in (good, locked):
+        p.chmod(0o644)
+    locked.chmod(0o000)
+    out = shared_tmp / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    r = run_cli("restore", str(src), "-o", str(out), "-q", prefix=prefix)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(locked) in errors[0] and "permission denied" in errors[0]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+
+    ro = shared_tmp / "readonly"
+    ro.mkdir()
+    ro.chmod(0o555)
+    locked.chmod(0o644)
+    r = run_cli("restore", str(src), "-o", str(ro), "-q", prefix=prefix)
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all("not writable" in e for e in errors)
+    assert any(str(good) in e for e in errors) and any(str(locked) in e for e in errors)
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_huge_image_is_tiled_with_flat_memory(tmp_path):
+    h, w = 8000, 10000
+    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None]
+    xx = np.linspace(0, 1, w, dtype=np.float32)[None, :]
+    img = np.empty((h, w, 3), np.uint8)
+    img[:, :, 0] = (150 + 80 * yy + 20 * np.sin(xx * 60)).astype(np.uint8)
+    img[:, :, 1] = (160 + 70 * yy + 20 * np.cos(xx * 45)).astype(np.uint8)
+    img[:, :, 2] = (170 + 60 * yy).astype(np.uint8) + (xx * 20).astype(np.uint8)
+    src = tmp_path / "huge.jpg"
+    assert cv2.imwrite(str(src), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    del img
+    out = tmp_path / "out"
+    code = (
+        "import resource, sys\n"
+        "from clearsight.cli import main\n"
+        f"rc = main(['restore', {str(src)!r}, '-o', {str(out)!r}, '-q'])\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "sys.exit(rc)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    peak_gb = int(r.stdout.split("PEAK_KB")[1].split()[0]) / 1024**2
+    print(f"10000x8000 restore: peak RSS {peak_gb:.2f} GB")
+    assert peak_gb < 3.0, f"peak memory {peak_gb:.2f} GB"
+    with Image.open(out / "huge.jpg") as res:
+        assert res.size == (w, h)
+
+
+def test_demo_runs(tmp_path):
+    r = run_cli("demo", "-o", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr
+    assert "before -> after" in r.stdout and "dcp-dust" in r.stdout and "dcp-night" in r.stdout
+    assert len(list((tmp_path / "demo").iterdir())) == 4

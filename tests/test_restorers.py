@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+import clearsight as cs
+from clearsight.infer import restore_array, tile_starts
+from clearsight.metrics import psnr
+from clearsight.priors import Auto, estimate_airlight_np, scene_stats_np
+from conftest import hazy_scene, scene, to_u8
+
+CLASSICAL = ["dcp", "dcp-night", "dcp-dust", "auto"]
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_registry_restorer_contract(name):
+    r = cs.create_model(name)
+    x = torch.from_numpy(hazy_scene(40, 52)[0]).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)
+    out = r(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert r.halo >= 0 and cs.model_info(name).description
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 3), (2, 300)])
+def test_tiny_and_thin_images(name, shape):
+    x = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+    out, _ = cs.create_model(name).restore_np(x)
+    assert out.shape == x.shape and np.isfinite(out).all()
+
+
+def test_dcp_removes_synthetic_haze():
+    hazy, clean, _ = hazy_scene(120, 160)
+    out, state = cs.create_model("dcp").restore_np(hazy)
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    before, after = psnr(t(hazy), t(clean)).item(), psnr(t(out), t(clean)).item()
+    assert after > before + 3, (before, after)
+
+
+@pytest.mark.parametrize("method", ["robust", "he", "quadtree"])
+def test_airlight_estimate_recovers_known_airlight(method):
+    airlight = np.array([0.80, 0.85, 0.92], np.float32)
+    hazy, _, _ = hazy_scene(120, 160, airlight=tuple(airlight), beta=4.0)
+    est = estimate_airlight_np(hazy, method)
+    assert np.abs(est - airlight).max() < 0.08, est
+
+
+def test_robust_airlight_ignores_a_lamp():
+    airlight = np.array([0.7, 0.72, 0.75], np.float32)
+    hazy, _, _ = hazy_scene(120, 160, airlight=tuple(airlight), beta=4.0)
+    hazy[60:62, 80:82] = 1.0  # a 4-pixel saturated light in the middle of the scene
+    assert np.abs(estimate_airlight_np(hazy, "robust") - airlight).max() < 0.08
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiled_equals_untiled(name, dtype):
+    restorer = cs.create_model(name)
+    halo_free = restorer.halo  # tiles must be larger than twice the overlap; the halo gives context
+    hazy, _, _ = hazy_scene(300, 420, seed=3)
+    if name == "dcp-night":
+        hazy = hazy * 0.3
+    if name == "dcp-dust":
+        hazy = hazy * np.array([1.0, 0.8, 0.5], np.float32)
+    scale = {np.uint8: 255, np.uint16: 65535, np.float32: 1}[dtype]
+    arr = (hazy * scale + (0.5 if scale > 1 else 0)).astype(dtype)
+    whole, s1 = restore_array(arr, restorer, tile=0)
+    tiled, s2 = restore_array(arr, restorer, tile=128, overlap=24)
+    assert s1.method == s2.method and halo_free > 0
+    diff = np.abs(whole.astype(np.float64) - tiled.astype(np.float64)) / scale
+    # 1e-3 in [0, 1] units; integer outputs may differ by one code where rounding straddles a step
+    assert diff.max() <= max(1e-3, 1.0 / scale + 1e-9), diff.max()
+    assert diff.mean() < 1e-4
+
+
+def test_tile_starts_cover_and_overlap():
+    for length in (100, 129, 1000, 1025, 4097):
+        for tile, ov in ((128, 16), (512, 32)):
+            s = tile_starts(length, tile, ov)
+            assert s[0] == 0 and s[-1] + min(tile, length) == length
+            assert all(b - a <= tile - ov for a, b in zip(s, s[1:]))
+
+
+def test_restore_api_and_auto_choices():
+    dark = to_u8(scene(80, 100) * 0.15)
+    yellow = to_u8(np.clip(hazy_scene(80, 100, airlight=(0.9, 0.7, 0.35))[0] * [1.0, 0.85, 0.55], 0, 1))
+    day = to_u8(hazy_scene(80, 100)[0])
+    auto = Auto()
+    picks = [auto.prepare(a.astype(np.float32) / 255).method for a in (dark, yellow, day)]
+    assert picks == ["dcp-night", "dcp-dust", "dcp"]
+    stats = scene_stats_np(yellow.astype(np.float32) / 255)
+    assert stats.cast_b > 25
+    out = cs.restore(torch.from_numpy(day).permute(2, 0, 1)[None].float() / 255, model="auto")
+    assert out.shape == (1, 3, 80, 100)
+
+
+def test_night_brightens_and_dust_removes_cast():
+    dark = scene(80, 100) * 0.12
+    out, _ = cs.create_model("dcp-night").restore_np(dark.astype(np.float32))
+    assert out.mean() > 1.5 * dark.mean()
+    yellow = np.clip(hazy_scene(80, 100, airlight=(0.9, 0.7, 0.35))[0] * [1.0, 0.85, 0.55], 0, 1).astype(np.float32)
+    from clearsight.priors.dust import lab_cast_np
+
+    out, _ = cs.create_model("dcp-dust").restore_np(yellow)
+    assert abs(lab_cast_np(out)[1]) < 0.5 * lab_cast_np(yellow)[1]
+
+
+def test_unknown_model_suggests():
+    with pytest.raises(cs.UnknownNameError, match="did you mean dcp"):
+        cs.create_model("dcpp")
