@@ -97,8 +97,16 @@ def _speed_child(name: str, repeats: int, image: str) -> None:
         times.append(time.perf_counter() - t0)
     peak_kb = _status_kb("VmHWM") if base_kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     base_kb = base_kb or 0
-    print(json.dumps({"seconds": float(np.median(times)), "seconds_all": times,
-                      "peak_rss_mb": peak_kb / 1024, "peak_over_baseline_mb": (peak_kb - base_kb) / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": float(np.median(times)),
+                "seconds_all": times,
+                "peak_rss_mb": peak_kb / 1024,
+                "peak_over_baseline_mb": (peak_kb - base_kb) / 1024,
+            }
+        )
+    )
 
 
 def _status_kb(key: str) -> int:
@@ -125,11 +133,16 @@ def speed(data: Path, repeats: int) -> dict:
     for name in ["dcp-textbook", *METHODS]:
         out = subprocess.run(
             [sys.executable, __file__, "--_speed-child", name, "--repeats", str(repeats), "--_image", str(image)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {name:<13} {rows[name]['seconds']:.3f} s/1080p  peak {rows[name]['peak_rss_mb']:.0f} MB "
-              f"(+{rows[name]['peak_over_baseline_mb']:.0f} MB working)", flush=True)
+        print(
+            f"  {name:<13} {rows[name]['seconds']:.3f} s/1080p  peak {rows[name]['peak_rss_mb']:.0f} MB "
+            f"(+{rows[name]['peak_over_baseline_mb']:.0f} MB working)",
+            flush=True,
+        )
     return {"image": str(image.relative_to(data)), "size": "1920x1080", "repeats": repeats, "methods": rows}
 
 
@@ -154,12 +167,17 @@ def real_sets(data: Path) -> dict:
             picks[state.method] = picks.get(state.method, 0) + 1
         rows[key] = {
             "n": len(files),
-            "haze_before": float(np.mean(hz_b)), "haze_after": float(np.mean(hz_a)),
-            "contrast_before": float(np.mean(ct_b)), "contrast_after": float(np.mean(ct_a)),
+            "haze_before": float(np.mean(hz_b)),
+            "haze_after": float(np.mean(hz_a)),
+            "contrast_before": float(np.mean(ct_b)),
+            "contrast_after": float(np.mean(ct_a)),
             "auto_picks": picks,
         }
-        print(f"  {key:<16} n={len(files):<3} haze {rows[key]['haze_before']:.3f}->{rows[key]['haze_after']:.3f} "
-              f"contrast {rows[key]['contrast_before']:.3f}->{rows[key]['contrast_after']:.3f} picks {picks}", flush=True)
+        print(
+            f"  {key:<16} n={len(files):<3} haze {rows[key]['haze_before']:.3f}->{rows[key]['haze_after']:.3f} "
+            f"contrast {rows[key]['contrast_before']:.3f}->{rows[key]['contrast_after']:.3f} picks {picks}",
+            flush=True,
+        )
     return rows
 
 

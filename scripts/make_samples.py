@@ -86,7 +86,7 @@ def render(seed: int, buildings: bool = True, road: bool = True, hills: float = 
         on_road = (np.abs(gx) < 4.0)[..., None]
         ground = np.where(on_road, asphalt, grass)
         dash = (np.abs(gx) < 0.12) & (np.mod(d, 9.0) < 4.5)
-        edge = (np.abs(np.abs(gx) - 3.8) < 0.1)
+        edge = np.abs(np.abs(gx) - 3.8) < 0.1
         ground = np.where((dash | edge)[..., None], np.array([0.85, 0.85, 0.8]), ground)
     rgb[below] = ground[below]
     depth[below] = d[below]
@@ -136,7 +136,7 @@ def render(seed: int, buildings: bool = True, road: bool = True, hills: float = 
         depth[m] = z
     # street lamps along the road
     for i, z in enumerate((16.0, 30.0, 55.0, 95.0)):
-        for side in ((-1,) if i % 2 else (1,)):
+        for side in (-1,) if i % 2 else (1,):
             u = W / 2 + FOCAL * side * 4.6 / z
             v_top = HORIZON + FOCAL * (CAM_H - 7.0) / z
             v_base = HORIZON + FOCAL * CAM_H / z

@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import hazy_scene, run_cli, to_u8
 from PIL import Image
 
 from clearsight.io import load_image, save_image
-from conftest import hazy_scene, run_cli, to_u8
 
 
 def _good(folder: Path, name: str, seed: int = 0, size=(60, 80)) -> Path:

@@ -1,6 +1,5 @@
 import io
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import scene
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import clearsight as cs
 from clearsight.metrics import psnr, ssim
-from conftest import scene
 
 
 def _pair(seed, h=48, w=61):

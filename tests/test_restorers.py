@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import hazy_scene, scene, to_u8
 
 import clearsight as cs
 from clearsight.infer import restore_array, tile_starts
 from clearsight.metrics import psnr
 from clearsight.priors import Auto, estimate_airlight_np, scene_stats_np
-from conftest import hazy_scene, scene, to_u8
 
 CLASSICAL = ["dcp", "dcp-night", "dcp-dust", "auto"]
 

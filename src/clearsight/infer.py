@@ -246,7 +246,9 @@ def _has_magic(s: str) -> bool:
     return any(c in s for c in "*?[")
 
 
-def collect_inputs(inputs: Sequence[str | os.PathLike], recursive: bool = False) -> tuple[list[tuple[Path, Path]], list[FileResult]]:
+def collect_inputs(
+    inputs: Sequence[str | os.PathLike], recursive: bool = False
+) -> tuple[list[tuple[Path, Path]], list[FileResult]]:
     """Expand files, folders and glob patterns into ``(source, relative output path)`` pairs.
 
     Folders contribute the files with an image extension (recursively with ``recursive=True``);
@@ -351,7 +353,9 @@ def restore_files(
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         for src, _ in pairs:
-            record(FileResult(str(src), None, "failed", f"{src}: cannot create output folder {outdir} ({e.strerror or e})"))
+            record(
+                FileResult(str(src), None, "failed", f"{src}: cannot create output folder {outdir} ({e.strerror or e})")
+            )
         return summary
 
     input_keys = {os.path.realpath(s) for s, _ in pairs}
@@ -375,7 +379,11 @@ def restore_files(
             key = os.path.realpath(dst)
             claimed.add(key)
             if key in input_keys:
-                record(FileResult(str(src), str(dst), "failed", f"{src}: refusing to write the result onto input file {dst}"))
+                record(
+                    FileResult(
+                        str(src), str(dst), "failed", f"{src}: refusing to write the result onto input file {dst}"
+                    )
+                )
             elif dst.exists() and not overwrite:
                 record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)"))
             else:
@@ -414,6 +422,12 @@ def _restore_one(
     except OSError as e:  # e.g. mkdir of a sub-folder in an unwritable output folder
         return FileResult(str(src), str(dst), "failed", f"{src}: {e.strerror or e}", seconds=time.perf_counter() - t0)
     except MemoryError:
-        return FileResult(str(src), str(dst), "failed", f"{src}: out of memory; try a smaller --tile", seconds=time.perf_counter() - t0)
+        return FileResult(
+            str(src),
+            str(dst),
+            "failed",
+            f"{src}: out of memory; try a smaller --tile",
+            seconds=time.perf_counter() - t0,
+        )
     name = restorer.name if state.method == restorer.name else f"{restorer.name}->{state.method}"
     return FileResult(str(src), str(dst), "done", state.reason, name, time.perf_counter() - t0)

@@ -66,12 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
         "-m", "--model", default="auto", choices=_models(), help="restorer (default: auto; see 'clearsight models')"
     )
     r.add_argument(
-        "--tile", type=_tile, default=None, metavar="N",
+        "--tile",
+        type=_tile,
+        default=None,
+        metavar="N",
         help="tile size in pixels, 0 to never tile, or 'auto' (default: tile images above 12 MP in 1024-px tiles)",
     )
     r.add_argument("--overlap", type=int, default=32, metavar="PX", help="overlap blended between tiles (default: 32)")
     r.add_argument(
-        "--format", dest="fmt", default="same", choices=["same", "png", "jpg", "tif", "bmp", "webp"],
+        "--format",
+        dest="fmt",
+        default="same",
+        choices=["same", "png", "jpg", "tif", "bmp", "webp"],
         help="output format (default: same as the input's content)",
     )
     r.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default: 95)")
@@ -119,7 +125,8 @@ def _print_report(results) -> None:
     for r in rows:
         a, b = _stats(r.source), _stats(r.output)
         cells = [f"{a[k]:.3f}->{b[k]:.3f}" for k in ("haze", "contrast", "colour")]
-        print(f"{Path(r.source).name[:28]:<28} {r.method[:20]:<20} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {r.seconds:6.2f}")
+        name = Path(r.source).name[:28]
+        print(f"{name:<28} {r.method[:20]:<20} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {r.seconds:6.2f}")
 
 
 def _summarise(summary, seconds: float) -> None:
@@ -178,8 +185,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     paths = [str(p) for p in sample_paths()]
     ns = argparse.Namespace(
-        inputs=paths, output=args.output, model=args.model, tile=None, overlap=32, fmt="same", quality=95,
-        overwrite=True, recursive=False, report=True, json=None, quiet=True,
+        inputs=paths,
+        output=args.output,
+        model=args.model,
+        tile=None,
+        overlap=32,
+        fmt="same",
+        quality=95,
+        overwrite=True,
+        recursive=False,
+        report=True,
+        json=None,
+        quiet=True,
     )
     code = _cmd_restore(ns)
     print(f"results in {Path(args.output).resolve()}")

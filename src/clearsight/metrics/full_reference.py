@@ -6,7 +6,6 @@ Both match scikit-image (``skimage.metrics.peak_signal_noise_ratio`` and
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
@@ -115,5 +114,3 @@ def ssim(
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     out = s.flatten(1).mean(1)
     return out.to(x.dtype if x.is_floating_point() else torch.float32)
-
-

@@ -74,8 +74,10 @@ class Auto(Restorer):
 
     def choose(self, stats: SceneStats) -> tuple[str, str]:
         """Return ``(method name, reason)`` for the given statistics."""
-        if stats.cast_b > self.dust_b and stats.cast_b > self.dust_ratio * abs(stats.cast_a) and (
-            stats.luminance >= self.night_luminance
+        if (
+            stats.cast_b > self.dust_b
+            and stats.cast_b > self.dust_ratio * abs(stats.cast_a)
+            and (stats.luminance >= self.night_luminance)
         ):
             return "dcp-dust", f"yellow-orange cast b*={stats.cast_b:.1f} > {self.dust_b:g}"
         if stats.luminance < self.night_luminance:

@@ -121,7 +121,9 @@ class NightDCP(Restorer):
             reached = min(mean * gain, 0.999)
             if reached < c.target_mean and reached > 1e-3:
                 gamma = float(np.clip(np.log(c.target_mean) / np.log(reached), 0.5, 1.0))
-        return RestorerState(self.name, f"brightness gain {gain:.2f}, gamma {gamma:.2f}", {"gain": gain, "gamma": gamma})
+        return RestorerState(
+            self.name, f"brightness gain {gain:.2f}, gamma {gamma:.2f}", {"gain": gain, "gamma": gamma}
+        )
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
         j = self._restore_core(x)
