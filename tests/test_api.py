@@ -1,0 +1,40 @@
+"""Public API: the names users rely on, and the examples in docstrings."""
+
+import doctest
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+import clearsight as cs
+
+SURFACE = Path(__file__).with_name("api_surface.json")
+DOCTEST_MODULES = [
+    "clearsight._checks",
+    "clearsight._registry",
+    "clearsight.physics",
+    "clearsight.metrics",
+    "clearsight.metrics.full_reference",
+    "clearsight.models",
+    "clearsight.priors.dcp",
+    "clearsight.infer",
+]
+
+
+def test_public_names_do_not_disappear():
+    expected = json.loads(SURFACE.read_text())
+    missing = [n for n in expected if not hasattr(cs, n)]
+    assert not missing, f"public names removed: {missing}; add a deprecation shim instead"
+
+
+def test_unknown_attribute_raises():
+    with pytest.raises(AttributeError):
+        cs.no_such_thing  # noqa: B018
+
+
+@pytest.mark.parametrize("module", DOCTEST_MODULES)
+def test_docstring_examples(module):
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
