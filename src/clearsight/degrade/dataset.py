@@ -1,0 +1,162 @@
+"""An online synthesis dataset: crops of clean images degraded on the fly with a preset.
+
+Every item is a deterministic function of ``(seed, index)``, so a run can be reproduced and resumed
+exactly, and workers of a ``DataLoader`` never repeat each other's draws.
+
+Example:
+    >>> from clearsight.degrade.dataset import SynthesisDataset
+    >>> ds = SynthesisDataset(["photo1.jpg", "photo2.png"], preset="day_haze", crop=256)  # doctest: +SKIP
+    >>> item = ds[0]; item["degraded"].shape, item["clean"].shape                          # doctest: +SKIP
+    (torch.Size([3, 256, 256]), torch.Size([3, 256, 256]))
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..io import load_image
+from .depth import estimate_depth_np
+from .pipeline import Degrader
+from .scenes import SCENE_KINDS, render_scene
+
+__all__ = ["SynthesisDataset", "image_files"]
+
+_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def image_files(sources: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """Image files under folders (recursively) and files named directly, sorted."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    out: list[Path] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in _EXT and f.is_file())
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
+
+
+class SynthesisDataset(Dataset):
+    """Clean crops degraded on the fly.
+
+    Args:
+        sources: clean image files or folders.
+        preset: preset name, YAML path or config (see :mod:`clearsight.degrade.pipeline`).
+        crop: side of the square crops in pixels (smaller images are upscaled to fit).
+        length: number of items per epoch (default: 8 per clean image).
+        seed: base seed; item ``i`` uses ``seed * 1_000_003 + i``.
+        depth: ``geometry`` (estimated from the whole image, cached), ``random`` (smooth random field) or
+            ``scene`` (a procedural 3D scene textured with the clean images, exact depth, replaces the photo).
+        scene_kinds: kinds of procedural scenes for ``depth="scene"``.
+        min_scale: crops are taken after a random downscale by a factor in ``[min_scale, 1]`` (relative to
+            the largest scale at which the crop fits), so haze sees varied scene scales.
+        cache: how many decoded images (with their depth) to keep in memory.
+        degrade: apply the preset in ``__getitem__`` (``False`` returns clean and depth only, for batched
+            degradation on the training side).
+
+    Items are dicts with ``degraded`` and ``clean`` ``(3, crop, crop)`` in [0, 1], ``depth`` ``(1, crop, crop)``,
+    ``transmission`` (ones where the preset has no haze) and ``index``.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str | os.PathLike] | str | os.PathLike,
+        preset: str = "day_haze",
+        crop: int = 256,
+        length: int | None = None,
+        seed: int = 0,
+        depth: str = "geometry",
+        scene_kinds: Sequence[str] = SCENE_KINDS,
+        min_scale: float = 0.5,
+        cache: int = 64,
+        degrade: bool = True,
+    ) -> None:
+        self.files = image_files(sources)
+        if not self.files:
+            raise ValueError("no clean images found")
+        if depth not in ("geometry", "random", "scene"):
+            raise ValueError(f"depth must be geometry, random or scene, got {depth!r}")
+        self.degrader = Degrader.from_config(preset)
+        self.crop, self.seed, self.depth_source = int(crop), int(seed), depth
+        self.length = int(length) if length is not None else 8 * len(self.files)
+        self.scene_kinds, self.min_scale, self.degrade = tuple(scene_kinds), float(min_scale), degrade
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self._cache_size = int(cache)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _load(self, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if k in self._cache:
+            self._cache.move_to_end(k)
+            return self._cache[k]
+        rec = load_image(self.files[k])
+        scale = 255.0 if rec.rgb.dtype == np.uint8 else 65535.0
+        rgb = rec.rgb.astype(np.float32) / scale
+        depth = estimate_depth_np(rgb) if self.depth_source == "geometry" else None
+        self._cache[k] = (rgb, depth)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return rgb, depth
+
+    def _crop(self, rgb: np.ndarray, depth: np.ndarray | None, rng: np.random.Generator):
+        h, w = rgb.shape[:2]
+        c = self.crop
+        fit = c / min(h, w)  # scale at which the short side equals the crop
+        s = max(fit, rng.uniform(max(self.min_scale, fit), 1.0)) if fit < 1 else fit
+        if abs(s - 1.0) > 1e-3:
+            nh, nw = max(c, round(h * s)), max(c, round(w * s))
+            interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+            rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
+            depth = cv2.resize(depth, (nw, nh), interpolation=cv2.INTER_LINEAR) if depth is not None else None
+            h, w = nh, nw
+        y, x = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
+        rgb = rgb[y : y + c, x : x + c]
+        depth = depth[y : y + c, x : x + c] if depth is not None else None
+        if rng.random() < 0.5:
+            rgb = rgb[:, ::-1]
+            depth = depth[:, ::-1] if depth is not None else None
+        return np.clip(rgb, 0, 1), depth
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        item_seed = self.seed * 1_000_003 + index
+        rng = np.random.default_rng(item_seed)
+        gen = torch.Generator().manual_seed(item_seed)
+        if self.depth_source == "scene":
+            photos = [self._load(int(k))[0] for k in rng.integers(0, len(self.files), 3)]
+            kind = self.scene_kinds[rng.integers(len(self.scene_kinds))]
+            rgb, dist = render_scene(kind, self.crop, self.crop, rng, photos)
+            finite = np.isfinite(dist)
+            ref = np.percentile(dist[finite], 98) if finite.any() else 1.0
+            depth = np.where(finite, np.minimum(dist / max(ref, 1e-6), 1.0), 1.0).astype(np.float32)
+        else:
+            rgb, depth = self._crop(*self._load(index % len(self.files)), rng)
+        clean = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
+        if depth is None:
+            from .depth import random_depth
+
+            d = random_depth(1, self.crop, self.crop, gen)[0]
+        else:
+            d = torch.from_numpy(np.ascontiguousarray(depth)).float()[None]
+        item = {"clean": clean, "depth": d, "index": torch.tensor(index)}
+        if self.degrade:
+            maps: dict[str, torch.Tensor] = {}
+            out, _ = self.degrader(clean[None], depth=d[None], generator=gen, maps=maps)
+            item["degraded"] = out[0]
+            t = maps.get("transmission")
+            item["transmission"] = t[0, :1] if t is not None else torch.ones_like(d)
+        return item
