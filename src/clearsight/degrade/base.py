@@ -123,7 +123,10 @@ class Degradation(nn.Module):
 
 
 def per_sample(params: Params, key: str, x: torch.Tensor) -> torch.Tensor:
-    """Param ``key`` reshaped to broadcast over ``x`` ``(B, C, H, W)``: ``(B,)`` -> ``(B, 1, 1, 1)``, ``(B, 3)`` -> ``(B, 3, 1, 1)``."""
+    """Param ``key`` reshaped to broadcast over ``x`` ``(B, C, H, W)``.
+
+    ``(B,)`` becomes ``(B, 1, 1, 1)`` and ``(B, 3)`` becomes ``(B, 3, 1, 1)``.
+    """
     v = params[key].to(device=x.device, dtype=x.dtype)
     while v.dim() < 4:
         v = v.unsqueeze(-1)

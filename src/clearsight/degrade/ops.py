@@ -233,10 +233,14 @@ def sand_dust(
 class SandDust(Degradation):
     """Sand and dust: yellow-orange airlight, blue scattered and absorbed more than red.
 
+    The airlight is drawn in HSV so that its hue stays yellow-orange whatever its density.
+
     Args:
         beta: optical thickness range (at 550 nm).
         alpha: wavelength exponent range (positive: shorter wavelengths attenuated more).
-        airlight_r, airlight_g, airlight_b: airlight channel ranges (yellow-orange: R > G > B).
+        hue: airlight hue range in degrees (20 orange, 50 yellow).
+        saturation: airlight saturation range.
+        value: airlight brightness range.
         absorb_b: range of the gain on the blue channel of the scene radiance (green gets half the loss).
     """
 
@@ -247,21 +251,22 @@ class SandDust(Degradation):
         self,
         beta: Range = (0.6, 2.8),
         alpha: Range = (0.5, 2.5),
-        airlight_r: Range = (0.75, 1.0),
-        airlight_g: Range = (0.5, 0.8),
-        airlight_b: Range = (0.15, 0.5),
+        hue: Range = (22.0, 45.0),
+        saturation: Range = (0.35, 0.75),
+        value: Range = (0.7, 1.0),
         absorb_b: Range = (0.55, 0.95),
     ) -> None:
         super().__init__()
         self.beta, self.alpha = tuple(beta), tuple(alpha)
-        self.airlight_r, self.airlight_g, self.airlight_b = tuple(airlight_r), tuple(airlight_g), tuple(airlight_b)
+        self.hue, self.saturation, self.value = tuple(hue), tuple(saturation), tuple(value)
         self.absorb_b = tuple(absorb_b)
 
     def _sample(self, batch, generator):
-        r = uniform(batch, *self.airlight_r, generator)
-        # keep R >= G >= B so the hue stays yellow-orange
-        g = torch.minimum(uniform(batch, *self.airlight_g, generator), r)
-        bl = torch.minimum(uniform(batch, *self.airlight_b, generator), g)
+        h = uniform(batch, *self.hue, generator) / 60.0  # sector 0..1: red to yellow, R max, B min
+        s = uniform(batch, *self.saturation, generator)
+        v = uniform(batch, *self.value, generator)
+        r, bl = v, v * (1 - s)
+        g = bl + (r - bl) * h  # HSV to RGB inside the red-yellow sector
         ab = uniform(batch, *self.absorb_b, generator)
         absorb = torch.stack([torch.ones(batch), 1 - 0.5 * (1 - ab), ab], dim=1)
         return {

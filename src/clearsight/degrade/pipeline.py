@@ -108,7 +108,7 @@ PRESETS: dict[str, PipelineConfig] = {
             _stage("day_haze", beta=(0.4, 5.6), airlight=(0.25, 1.0), offset=0.025),
             _stage("jpeg", 0.5, quality=(30, 95)),
         ],
-        description="the RIDCP/CORUN online generator with its published ranges (t = exp(-2 beta d), beta in [0.2, 2.8])",
+        description="the RIDCP/CORUN generator, published ranges (t = exp(-2 beta d), beta in [0.2, 2.8])",
     ),
     "rsr_mixed": PipelineConfig(
         [
