@@ -312,6 +312,7 @@ class NightHaze(Degradation):
         beta: optical thickness range.
         ambient: range of the ambient airlight level ``a0``.
         glow: range of the glow strength.
+        warmth: range of the ambient veil's colour, from neutral (0) to sodium orange (1).
     """
 
     name = "night_haze"
@@ -325,14 +326,17 @@ class NightHaze(Degradation):
         beta: Range = (0.5, 2.5),
         ambient: Range = (0.03, 0.2),
         glow: Range = (0.1, 0.5),
+        warmth: Range = (0.0, 1.0),
     ) -> None:
         super().__init__()
         self.gamma, self.exposure, self.lights = tuple(gamma), tuple(exposure), (int(lights[0]), int(lights[1]))
-        self.beta, self.ambient, self.glow = tuple(beta), tuple(ambient), tuple(glow)
+        self.beta, self.ambient, self.glow, self.warmth = tuple(beta), tuple(ambient), tuple(glow), tuple(warmth)
 
     def _sample(self, batch, generator):
-        amb = uniform(batch, 0.7, 1.0, generator, (3,))
-        amb[:, 2] = torch.maximum(amb[:, 2], amb[:, 0] * 0.8)  # night sky glow: neutral to slightly blue
+        # ambient veil colour: from neutral-blue sky glow (warmth 0) to sodium-lit orange fog (warmth 1)
+        w = uniform(batch, *self.warmth, generator)[:, None]
+        neutral = uniform(batch, 0.85, 1.0, generator, (3,))
+        amb = (1 - w) * neutral + w * _LAMP_COLOURS[0].view(1, 3)
         return {
             "gamma": uniform(batch, *self.gamma, generator),
             "exposure": uniform(batch, *self.exposure, generator),

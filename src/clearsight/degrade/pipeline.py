@@ -68,7 +68,7 @@ def _stage(op: str, p: float = 1.0, **kw) -> dict[str, Any]:
 PRESETS: dict[str, PipelineConfig] = {
     "day_haze": PipelineConfig(
         [_stage("day_haze", beta=(0.5, 2.5), airlight=(0.65, 0.98)), _stage("noise", 0.3, sigma=(1 / 255, 8 / 255))],
-        near=(0.05, 0.3),
+        near=(0.0, 0.1),
         description="daytime haze and fog, grey airlight, light sensor noise",
     ),
     "dense_haze": PipelineConfig(
@@ -80,21 +80,27 @@ PRESETS: dict[str, PipelineConfig] = {
         description="dense, patchy fog",
     ),
     "night_haze": PipelineConfig(
-        [_stage("night_haze"), _stage("noise", 1.0, sigma=(2 / 255, 15 / 255), probs=(0.2, 0.3, 0.2, 0.3))],
+        [
+            _stage("night_haze", exposure=(0.2, 0.6), ambient=(0.03, 0.2), glow=(0.3, 1.0), warmth=(0.3, 1.0)),
+            _stage("noise", 0.3, sigma=(1 / 255, 5 / 255), probs=(0.2, 0.3, 0.2, 0.3)),
+        ],
         near=(0.05, 0.3),
         description="night fog: dark scene, coloured lamps with glow, low spatially varying airlight, noise",
     ),
     "sand_dust": PipelineConfig(
-        [_stage("sand_dust"), _stage("noise", 0.3, sigma=(1 / 255, 8 / 255))],
+        [_stage("sand_dust", saturation=(0.55, 0.9), value=(0.85, 1.0), absorb_b=(0.8, 1.0))],
         near=(0.05, 0.3),
         description="sand and dust: yellow-orange veil, blue scattered and absorbed",
     ),
     "low_light": PipelineConfig(
-        [_stage("low_light"), _stage("jpeg", 0.3, quality=(60, 95))],
+        [
+            _stage("low_light", exposure=(0.1, 0.6), shot=(1e-5, 5e-4), read=(1e-4, 1e-3)),
+            _stage("jpeg", 0.3, quality=(60, 95)),
+        ],
         description="under-exposure in linear light with Poisson-Gaussian noise",
     ),
     "noise": PipelineConfig(
-        [_stage("noise", sigma=(5 / 255, 50 / 255), probs=(0.25, 0.35, 0.2, 0.2))], description="sensor noise"
+        [_stage("noise", sigma=(2 / 255, 25 / 255), probs=(0.25, 0.35, 0.2, 0.2))], description="sensor noise"
     ),
     "rain": PipelineConfig([_stage("rain")], description="rain streaks with a haze veil"),
     "blur": PipelineConfig(

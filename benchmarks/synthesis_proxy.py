@@ -1,0 +1,268 @@
+"""Synthesis proxy benchmark: which synthesis makes a network generalise best?
+
+The same small reference network (a 3-level residual U-Net, about 0.5 M parameters) is trained with the
+same budget on each synthesis variant (depth source x preset), then scored on ``haze/sots_indoor``
+(PSNR/SSIM; indoor scenes, never trained on) and, without reference, on the real hazy sets under
+``haze/`` (haze score and contrast before -> after; before/after montages with ``--montage``).
+
+Usage::
+
+    python benchmarks/synthesis_proxy.py --data ../shared/data                       # 600 s per variant on CPU
+    python benchmarks/synthesis_proxy.py --data ../shared/data --iterations 3000     # fixed iterations (e.g. GPU)
+
+Writes ``benchmarks/results/synthesis_proxy.{json,md}``. Training uses bf16 autocast and channels-last.
+The budget is either wall time (``--seconds``, default 600: "the same CPU budget") or a fixed number of
+iterations (``--iterations``); the results say which, and on what device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from clearsight.degrade.dataset import SynthesisDataset, image_files
+from clearsight.degrade.pipeline import PipelineConfig
+from clearsight.infer import restore_array
+from clearsight.io import load_image, to_tensor
+from clearsight.metrics import psnr, ssim
+from clearsight.metrics.no_reference import haze_score, rms_contrast
+from clearsight.models import create_model
+
+# variant name -> (preset or config, depth source)
+VARIANTS = {
+    "day_haze+geometry": ("day_haze", "geometry"),
+    "day_haze+random": ("day_haze", "random"),
+    "day_haze+scene": ("day_haze", "scene"),
+    "ridcp+geometry": ("ridcp", "geometry"),
+    "uncalibrated+geometry": (
+        PipelineConfig([{"op": "day_haze", "beta": (0.2, 2.8), "airlight": (0.25, 1.0)}]),
+        "geometry",
+    ),
+}
+
+
+class Block(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ProxyUNet(nn.Module):
+    """Reference network of the proxy benchmark: 3 scales, residual blocks, global residual."""
+
+    size_divisor = 4
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.inp = nn.Conv2d(3, w, 3, padding=1)
+        self.e1 = Block(w)
+        self.down1 = nn.Conv2d(w, 2 * w, 2, stride=2)
+        self.e2 = Block(2 * w)
+        self.down2 = nn.Conv2d(2 * w, 4 * w, 2, stride=2)
+        self.mid = nn.Sequential(Block(4 * w), Block(4 * w))
+        self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)
+        self.d2 = Block(2 * w)
+        self.up1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
+        self.d1 = Block(w)
+        self.out = nn.Conv2d(w, 3, 3, padding=1)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.size_divisor, (-w) % self.size_divisor
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        e1 = self.e1(self.inp(xp))
+        e2 = self.e2(self.down1(e1))
+        m = self.mid(self.down2(e2))
+        d2 = self.d2(self.up2(m) + e2)
+        d1 = self.d1(self.up1(d2) + e1)
+        return (xp + self.out(d1))[..., :h, :w]
+
+
+def train_variant(name, preset, depth, clean_dirs, args, device) -> tuple[nn.Module, dict]:
+    torch.manual_seed(0)
+    ds = SynthesisDataset(clean_dirs, preset=preset, crop=args.crop, length=10**7, seed=1, depth=depth)
+    workers = args.workers if args.workers >= 0 else max(1, (os.cpu_count() or 2) - 1)
+    loader = DataLoader(
+        ds,
+        batch_size=args.batch,
+        num_workers=workers,
+        shuffle=False,
+        drop_last=True,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    net = ProxyUNet(args.width).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    t0 = time.time()
+    it = 0
+    losses = []
+    for batch in loader:
+        frac = (time.time() - t0) / args.seconds if args.iterations is None else it / args.iterations
+        if frac >= 1:
+            break
+        for g in opt.param_groups:
+            g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        x = batch["degraded"].to(device).contiguous(memory_format=torch.channels_last)
+        y = batch["clean"].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = net(x)
+        loss = F.l1_loss(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+        opt.step()
+        losses.append(loss.item())
+        it += 1
+        if it % 200 == 0:
+            print(f"    {name}: it {it} loss {np.mean(losses[-200:]):.4f} ({time.time() - t0:.0f} s)", flush=True)
+    info = {
+        "iterations": it,
+        "seconds": time.time() - t0,
+        "final_loss": float(np.mean(losses[-100:])) if losses else None,
+    }
+    return net.eval(), info
+
+
+@torch.no_grad()
+def run_net(net, x, device):
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        return net(x.to(device).contiguous(memory_format=torch.channels_last)).float().clamp(0, 1).cpu()
+
+
+def evaluate(net, data: Path, device, montage_dir: Path | None, name: str) -> dict:
+    hazy_dir, clean_dir = data / "haze/sots_indoor/hazy", data / "haze/sots_indoor/clean"
+    ps, ss = [], []
+    for h in sorted(hazy_dir.iterdir()):
+        x, y = to_tensor(load_image(h).rgb), to_tensor(load_image(clean_dir / h.name).rgb)
+        out = run_net(net, x, device)
+        ps.append(psnr(out, y).item())
+        ss.append(ssim(out, y).item())
+    real = {}
+    for key in ("haze/real_day", "haze/real_sand", "haze/real_night"):
+        hb, ha, cb, ca = [], [], [], []
+        for i, f in enumerate(image_files(data / key)):
+            rgb = load_image(f).rgb
+            x = to_tensor(rgb)
+            if max(x.shape[-2:]) > 1024:
+                x = F.interpolate(x, scale_factor=1024 / max(x.shape[-2:]), mode="area")
+            out = run_net(net, x, device)
+            hb.append(haze_score(x).item())
+            ha.append(haze_score(out).item())
+            cb.append(rms_contrast(x).item())
+            ca.append(rms_contrast(out).item())
+            if montage_dir is not None and i < 6:
+                from clearsight.io import write_image
+
+                montage_dir.mkdir(parents=True, exist_ok=True)
+                write_image(montage_dir / f"{name}_{key.replace('/', '_')}_{i}.jpg", torch.cat([x, out], -1))
+        real[key] = {
+            "haze_before": float(np.mean(hb)),
+            "haze_after": float(np.mean(ha)),
+            "contrast_before": float(np.mean(cb)),
+            "contrast_after": float(np.mean(ca)),
+        }
+    return {"sots_psnr": float(np.mean(ps)), "sots_ssim": float(np.mean(ss)), "real": real}
+
+
+def dcp_reference(data: Path) -> dict:
+    out = {}
+    for name, kw in (("dcp", {}), ("dcp-textbook", {"omega": 0.95, "tolerance": 0.0, "eps": 1e-4, "airlight": "he"})):
+        r = create_model("dcp", **kw)
+        ps, ss = [], []
+        for h in sorted((data / "haze/sots_indoor/hazy").iterdir()):
+            res = to_tensor(restore_array(load_image(h).rgb, r)[0])
+            y = to_tensor(load_image(data / "haze/sots_indoor/clean" / h.name).rgb)
+            ps.append(psnr(res, y).item())
+            ss.append(ssim(res, y).item())
+        out[name] = {"sots_psnr": float(np.mean(ps)), "sots_ssim": float(np.mean(ss))}
+    return out
+
+
+def to_markdown(res: dict) -> str:
+    b = res["budget"]
+    lines = [
+        "# Synthesis proxy benchmark",
+        "",
+        f"Command: `{res['command']}`  ",
+        f"Device: {res['device']}; budget per variant: {b}; network: ProxyUNet width {res['width']} "
+        f"({res['params']:,} parameters), crops {res['crop']}, batch {res['batch']}, L1, AdamW, cosine, bf16.",
+        "",
+        "| variant | iterations | SOTS-indoor PSNR | SSIM | real day haze score before → after | contrast before → after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, v in res["variants"].items():
+        rd = v["real"]["haze/real_day"]
+        lines.append(
+            f"| {k} | {v['train']['iterations']} | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | "
+            f"{rd['haze_before']:.3f} → {rd['haze_after']:.3f} | {rd['contrast_before']:.3f} → {rd['contrast_after']:.3f} |"
+        )
+    for k, v in res["reference"].items():
+        lines.append(f"| {k} (classical) | – | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--seconds", type=float, default=600.0, help="wall-time budget per variant")
+    ap.add_argument("--iterations", type=int, default=None, help="fixed iterations per variant instead of time")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--workers", type=int, default=-1)
+    ap.add_argument("--montage", metavar="DIR", help="write before/after pictures here (not committed)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args()
+    data = Path(args.data)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    clean_dirs = [data / "clean" / d for d in ("SunHays80", "Urban100_x2HR", "Kodak24", "CBSD68", "Set14")]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "synthesis_proxy.json"
+    res = {
+        "command": "python benchmarks/synthesis_proxy.py --data "
+        + args.data
+        + (f" --iterations {args.iterations}" if args.iterations else f" --seconds {args.seconds:g}"),
+        "device": f"{torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or 'cpu'} "
+        f"({os.cpu_count()} cores)",
+        "budget": f"{args.iterations} iterations" if args.iterations else f"{args.seconds:g} s wall time",
+        "width": args.width,
+        "crop": args.crop,
+        "batch": args.batch,
+        "params": sum(p.numel() for p in ProxyUNet(args.width).parameters()),
+        "variants": {},
+    }
+    print("classical reference:", flush=True)
+    res["reference"] = dcp_reference(data)
+    print(res["reference"], flush=True)
+    for name in args.variants.split(","):
+        preset, depth = VARIANTS[name]
+        print(f"variant {name}:", flush=True)
+        net, info = train_variant(name, preset, depth, clean_dirs, args, device)
+        ev = evaluate(net, data, device, Path(args.montage) if args.montage else None, name)
+        res["variants"][name] = {"train": info, **ev}
+        print(f"  {name}: SOTS {ev['sots_psnr']:.2f} dB / {ev['sots_ssim']:.4f}  ({info['iterations']} it)", flush=True)
+        json_path.write_text(json.dumps(res, indent=1) + "\n")
+        (out_dir / "synthesis_proxy.md").write_text(to_markdown(res))
+    print(f"wrote {json_path}")
+
+
+if __name__ == "__main__":
+    main()
