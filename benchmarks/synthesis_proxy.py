@@ -93,6 +93,10 @@ class ProxyUNet(nn.Module):
         return (xp + self.out(d1))[..., :h, :w]
 
 
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # workers run in parallel; threads inside each would oversubscribe the cores
+
+
 def train_variant(name, preset, depth, clean_dirs, args, device) -> tuple[nn.Module, dict]:
     torch.manual_seed(0)
     ds = SynthesisDataset(clean_dirs, preset=preset, crop=args.crop, length=10**7, seed=1, depth=depth)
@@ -104,6 +108,7 @@ def train_variant(name, preset, depth, clean_dirs, args, device) -> tuple[nn.Mod
         shuffle=False,
         drop_last=True,
         persistent_workers=workers > 0,
+        worker_init_fn=_one_thread,
         prefetch_factor=4 if workers > 0 else None,
     )
     net = ProxyUNet(args.width).to(device).to(memory_format=torch.channels_last)
