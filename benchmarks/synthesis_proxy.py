@@ -45,6 +45,16 @@ VARIANTS = {
     "day_haze+random": ("day_haze", "random"),
     "day_haze+scene": ("day_haze", "scene"),
     "ridcp+geometry": ("ridcp", "geometry"),
+    "hazy_near+geometry": (
+        PipelineConfig(
+            [
+                {"op": "day_haze", "beta": (0.5, 2.5), "airlight": (0.65, 0.98)},
+                {"op": "noise", "p": 0.3, "sigma": (1 / 255, 8 / 255)},
+            ],
+            near=(0.2, 0.5),
+        ),
+        "geometry",
+    ),
     "uncalibrated+geometry": (
         PipelineConfig([{"op": "day_haze", "beta": (0.2, 2.8), "airlight": (0.25, 1.0)}]),
         "geometry",
