@@ -136,8 +136,10 @@ def list_presets() -> list[str]:
     return sorted(PRESETS)
 
 
-def load_pipeline_config(source: str | Path | Mapping | Sequence) -> PipelineConfig:
-    """A :class:`PipelineConfig` from a preset name, a YAML file, a mapping or a list of stages."""
+def load_pipeline_config(source: str | Path | Mapping | Sequence | PipelineConfig) -> PipelineConfig:
+    """A :class:`PipelineConfig` from a preset name, a YAML file, a mapping, a list of stages or a config."""
+    if isinstance(source, PipelineConfig):
+        return copy.deepcopy(source)
     if isinstance(source, (str, Path)) and str(source) in PRESETS:
         return copy.deepcopy(PRESETS[str(source)])
     if isinstance(source, (str, Path)):
