@@ -172,7 +172,8 @@ def main() -> None:
         }
         r = results[preset]
         print(
-            f"{preset:<11} uncalibrated {r['uncalibrated']['cal']['mean']:.3f}/{r['uncalibrated']['held_out']['mean']:.3f}"
+            f"{preset:<11} uncalibrated {r['uncalibrated']['cal']['mean']:.3f}/"
+            f"{r['uncalibrated']['held_out']['mean']:.3f}"
             f"  current {r['current_preset']['cal']['mean']:.3f}/{r['current_preset']['held_out']['mean']:.3f}"
             f"  best {dcal:.3f}/{r['best_candidate']['held_out']['mean']:.3f} {desc}  ({time.time() - t0:.0f} s)",
             flush=True,

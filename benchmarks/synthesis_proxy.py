@@ -217,14 +217,16 @@ def to_markdown(res: dict) -> str:
         f"Device: {res['device']}; budget per variant: {b}; network: ProxyUNet width {res['width']} "
         f"({res['params']:,} parameters), crops {res['crop']}, batch {res['batch']}, L1, AdamW, cosine, bf16.",
         "",
-        "| variant | iterations | SOTS-indoor PSNR | SSIM | real day haze score before → after | contrast before → after |",
+        "| variant | iterations | SOTS-indoor PSNR | SSIM | real day haze score before → after "
+        "| contrast before → after |",
         "|---|---|---|---|---|---|",
     ]
     for k, v in res["variants"].items():
         rd = v["real"]["haze/real_day"]
         lines.append(
             f"| {k} | {v['train']['iterations']} | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | "
-            f"{rd['haze_before']:.3f} → {rd['haze_after']:.3f} | {rd['contrast_before']:.3f} → {rd['contrast_after']:.3f} |"
+            f"{rd['haze_before']:.3f} → {rd['haze_after']:.3f} | "
+            f"{rd['contrast_before']:.3f} → {rd['contrast_after']:.3f} |"
         )
     for k, v in res["reference"].items():
         lines.append(f"| {k} (classical) | – | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | | |")
