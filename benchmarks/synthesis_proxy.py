@@ -44,6 +44,7 @@ VARIANTS = {
     "day_haze+geometry": ("day_haze", "geometry"),
     "day_haze+random": ("day_haze", "random"),
     "day_haze+scene": ("day_haze", "scene"),
+    "day_haze+mixed": ("day_haze", "mixed"),
     "ridcp+geometry": ("ridcp", "geometry"),
     "hazy_near+geometry": (
         PipelineConfig(

@@ -57,8 +57,9 @@ class SynthesisDataset(Dataset):
         crop: side of the square crops in pixels (smaller images are upscaled to fit).
         length: number of items per epoch (default: 8 per clean image).
         seed: base seed; item ``i`` uses ``seed * 1_000_003 + i``.
-        depth: ``geometry`` (estimated from the whole image, cached), ``random`` (smooth random field) or
-            ``scene`` (a procedural 3D scene textured with the clean images, exact depth, replaces the photo).
+        depth: ``geometry`` (estimated from the whole image, cached), ``random`` (smooth random field),
+            ``scene`` (a procedural 3D scene textured with the clean images, exact depth, replaces the photo)
+            or ``mixed`` (per item: geometry 40 %, random 40 %, scene 20 %).
         scene_kinds: kinds of procedural scenes for ``depth="scene"``.
         min_scale: crops are taken after a random downscale by a factor in ``[min_scale, 1]`` (relative to
             the largest scale at which the crop fits), so haze sees varied scene scales.
@@ -86,8 +87,8 @@ class SynthesisDataset(Dataset):
         self.files = image_files(sources)
         if not self.files:
             raise ValueError("no clean images found")
-        if depth not in ("geometry", "random", "scene"):
-            raise ValueError(f"depth must be geometry, random or scene, got {depth!r}")
+        if depth not in ("geometry", "random", "scene", "mixed"):
+            raise ValueError(f"depth must be geometry, random, scene or mixed, got {depth!r}")
         self.degrader = Degrader.from_config(preset)
         self.crop, self.seed, self.depth_source = int(crop), int(seed), depth
         self.length = int(length) if length is not None else 8 * len(self.files)
@@ -105,7 +106,7 @@ class SynthesisDataset(Dataset):
         rec = load_image(self.files[k])
         scale = 255.0 if rec.rgb.dtype == np.uint8 else 65535.0
         rgb = rec.rgb.astype(np.float32) / scale
-        depth = estimate_depth_np(rgb) if self.depth_source == "geometry" else None
+        depth = estimate_depth_np(rgb) if self.depth_source in ("geometry", "mixed") else None
         self._cache[k] = (rgb, depth)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -136,7 +137,10 @@ class SynthesisDataset(Dataset):
         item_seed = self.seed * 1_000_003 + index
         rng = np.random.default_rng(item_seed)
         gen = torch.Generator().manual_seed(item_seed)
-        if self.depth_source == "scene":
+        source = self.depth_source
+        if source == "mixed":
+            source = ("geometry", "random", "scene")[int(rng.choice(3, p=[0.4, 0.4, 0.2]))]
+        if source == "scene":
             photos = [self._load(int(k))[0] for k in rng.integers(0, len(self.files), 3)]
             kind = self.scene_kinds[rng.integers(len(self.scene_kinds))]
             rgb, dist = render_scene(kind, self.crop, self.crop, rng, photos)
@@ -145,6 +149,8 @@ class SynthesisDataset(Dataset):
             depth = np.where(finite, np.minimum(dist / max(ref, 1e-6), 1.0), 1.0).astype(np.float32)
         else:
             rgb, depth = self._crop(*self._load(index % len(self.files)), rng)
+            if source == "random":
+                depth = None
         clean = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
         if depth is None:
             from .depth import random_depth
