@@ -78,7 +78,7 @@ class SynthesisDataset(Dataset):
         crop: int = 256,
         length: int | None = None,
         seed: int = 0,
-        depth: str = "geometry",
+        depth: str = "mixed",
         scene_kinds: Sequence[str] = SCENE_KINDS,
         min_scale: float = 0.5,
         cache: int = 64,
