@@ -387,7 +387,7 @@ def restore_files(
             elif dst.exists() and not overwrite:
                 record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)"))
             else:
-                record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0))
+                record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0, bar is not None))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -396,12 +396,41 @@ def restore_files(
     return summary
 
 
+class _TileBar:
+    """A second progress bar for the tiles of one large image, created only when there are several."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.bar = name, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="tile", desc=self.name[:30], position=1, leave=False, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _restore_one(
-    src: Path, dst: Path, restorer: Restorer, tile: int | None, overlap: int, out_fmt: str, quality: int, t0: float
+    src: Path,
+    dst: Path,
+    restorer: Restorer,
+    tile: int | None,
+    overlap: int,
+    out_fmt: str,
+    quality: int,
+    t0: float,
+    tile_progress: bool = False,
 ) -> FileResult:
+    tiles = _TileBar(src.name) if tile_progress else None
     try:
         rec = load_image(src)
-        out, state = restore_array(rec.rgb, restorer, tile, overlap)
+        out, state = restore_array(rec.rgb, restorer, tile, overlap, on_tile=tiles)
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_image(
             dst,
@@ -429,5 +458,8 @@ def _restore_one(
             f"{src}: out of memory; try a smaller --tile",
             seconds=time.perf_counter() - t0,
         )
+    finally:
+        if tiles is not None:
+            tiles.close()
     name = restorer.name if state.method == restorer.name else f"{restorer.name}->{state.method}"
     return FileResult(str(src), str(dst), "done", state.reason, name, time.perf_counter() - t0)
