@@ -337,3 +337,14 @@ def test_synth_and_stats_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "dark_channel" in r.stdout and "distance from" in r.stdout and plot.stat().st_size > 1000
     assert run_cli("synth", "--preset", "nope", "--clean", str(clean), "--out", str(out)).returncode != 0
+
+
+def test_output_folder_inside_input_is_not_rescanned(tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    _good(src, "a.png")
+    out = src / "restored"
+    assert run_cli("restore", str(src), "-r", "-o", str(out), "-q").returncode == 0
+    r = run_cli("restore", str(src), "-r", "-o", str(out), "-q")
+    assert r.returncode == 0 and "restored 0, skipped 1, failed 0" in r.stdout
+    assert not (out / "restored").exists()

@@ -347,6 +347,14 @@ def restore_files(
             on_result(r)
 
     pairs, errors = collect_inputs(inputs, recursive)
+    # an output folder inside an input folder must not feed earlier results back in on a re-run
+    out_real = os.path.realpath(outdir)
+    explicit = {os.path.realpath(p) for p in inputs if Path(p).is_file()}
+    pairs = [
+        (s, r)
+        for s, r in pairs
+        if os.path.realpath(s) in explicit or not os.path.realpath(s).startswith(out_real + os.sep)
+    ]
     for e in errors:
         record(e)
     try:
