@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +67,63 @@ def test_no_reference_statistics_move(name):
     assert m(x).shape == (1,)
     # haze raises the dark channel and lowers contrast and colourfulness
     assert (s_hazy > s_clear) if m.lower_better else (s_hazy < s_clear)
+
+
+def test_niqe_is_deterministic_and_rises_with_noise_and_blur():
+    import cv2
+
+    x = cs.read_image(Path(cs.__file__).parent / "samples" / "street_fog.jpg")
+    m = cs.create_metric("niqe")
+    assert m.lower_better and m.mode == "NR"
+    clean = m(x)
+    assert torch.equal(clean, m(x))
+    g = torch.Generator().manual_seed(0)
+    noisy = (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    arr = x[0].permute(1, 2, 0).numpy()
+    blurred = torch.from_numpy(cv2.GaussianBlur(arr, (0, 0), 2.5)).permute(2, 0, 1)[None]
+    assert m(noisy) > clean and m(blurred) > clean
+
+
+def test_niqe_rejects_small_constant_and_nan_inputs():
+    m = cs.create_metric("niqe")
+    with pytest.raises(cs.ShapeError, match="at least 192"):
+        m(torch.rand(1, 3, 100, 300))
+    with pytest.raises(cs.ShapeError):
+        m(torch.full((1, 3, 200, 200), float("nan")))
+    with pytest.raises(cs.ShapeError, match="constant"):
+        m(torch.full((1, 3, 200, 200), 0.5))
+
+
+def test_ranking_correlations():
+    from scipy.stats import kendalltau, pearsonr, spearmanr
+
+    from clearsight.metrics import krcc, plcc, srcc
+
+    rng = np.random.default_rng(0)
+    a = rng.random(40)
+    b = a + rng.random(40) * 0.5
+    b[5] = b[6]  # a tie
+    assert abs(srcc(a, b) - spearmanr(a, b)[0]) < 1e-12
+    assert abs(krcc(a, b) - kendalltau(a, b)[0]) < 1e-12
+    assert abs(plcc(a, b) - pearsonr(a, b)[0]) < 1e-12
+    assert srcc(a, -a) == pytest.approx(-1)
+    with pytest.raises(ValueError, match="NaN"):
+        srcc([1, 2, float("nan")], [1, 2, 3])
+
+
+def test_haze_score_orders_a_haze_ladder():
+    from clearsight.degrade import random_depth
+    from clearsight.degrade.ops import day_haze
+    from clearsight.metrics import srcc
+
+    m = cs.create_metric("haze_score")
+    levels, scores = [], []
+    g = torch.Generator().manual_seed(0)
+    for i in range(20):
+        x = _t(scene(64, 80, i))
+        d = random_depth(1, 64, 80, g)
+        for beta in (0.0, 0.5, 1.0, 2.0, 3.0):
+            y, _ = day_haze(x, d, torch.tensor([beta]), torch.tensor([[0.9, 0.9, 0.9]]))
+            levels.append(beta)
+            scores.append(m(y).item())
+    assert srcc(levels, scores) >= 0.9

@@ -21,9 +21,23 @@ import torch
 
 from .._registry import Registry
 from .full_reference import psnr, ssim
+from .niqe import niqe
 from .no_reference import colorfulness, haze_score, rms_contrast
+from .ranking import krcc, plcc, srcc
 
-__all__ = ["MetricInfo", "Metric", "METRICS", "create_metric", "list_metrics", "psnr", "ssim"]
+__all__ = [
+    "MetricInfo",
+    "Metric",
+    "METRICS",
+    "create_metric",
+    "list_metrics",
+    "psnr",
+    "ssim",
+    "niqe",
+    "srcc",
+    "plcc",
+    "krcc",
+]
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ for _info in (
     MetricInfo("haze_score", "NR", True, (0.0, 1.0), "mean dark channel: amount of veil", haze_score),
     MetricInfo("rms_contrast", "NR", False, (0.0, 0.5), "standard deviation of the luma", rms_contrast),
     MetricInfo("colorfulness", "NR", False, (0.0, None), "Hasler-Suesstrunk colourfulness", colorfulness),
+    MetricInfo("niqe", "NR", True, (0.0, None), "NIQE naturalness, pristine model fitted here (>= 192 px)", niqe),
 ):
     METRICS.register(_info.name, _info)
 
