@@ -348,3 +348,22 @@ def test_output_folder_inside_input_is_not_rescanned(tmp_path):
     r = run_cli("restore", str(src), "-r", "-o", str(out), "-q")
     assert r.returncode == 0 and "restored 0, skipped 1, failed 0" in r.stdout
     assert not (out / "restored").exists()
+
+
+def test_score_end_to_end(tmp_path):
+    src, ref = tmp_path / "restored", tmp_path / "clean"
+    src.mkdir()
+    ref.mkdir()
+    _good(src, "a.png", 0, size=(200, 240))
+    _good(ref, "a.png", 1, size=(200, 240))
+    r = run_cli("score", str(src), "--metrics", "niqe,haze_score,entropy", "--json", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    import json
+
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert len(rows) == 1 and set(rows[0]) == {"file", "niqe", "haze_score", "entropy"}
+    r = run_cli("score", str(src), "--reference", str(ref), "--csv", str(tmp_path / "s.csv"))
+    assert r.returncode == 0 and "psnr" in r.stdout and (tmp_path / "s.csv").read_text().startswith("file,psnr,ssim")
+    assert run_cli("score", str(src), "--metrics", "psnr").returncode == 2
+    bad = run_cli("score", str(src), "--metrics", "niqee")
+    assert bad.returncode == 1 and "did you mean niqe" in bad.stderr

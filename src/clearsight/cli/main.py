@@ -131,6 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", metavar="FILE", help="write the summaries and distances as JSON")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    sc = sub.add_parser(
+        "score",
+        help="score images with quality metrics (no-reference, or full-reference with --reference)",
+        description="Score images with metrics from the registry; a table on screen, CSV/JSON on request. "
+        "Full-reference metrics (psnr, ssim) need --reference, a folder holding images with the same names.",
+        epilog="examples:\n  clearsight score out/ --metrics niqe,haze_score,entropy\n"
+        "  clearsight score restored/ --reference clean/ --metrics psnr,ssim --csv scores.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sc.add_argument("inputs", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
+    sc.add_argument("--metrics", default=None, help="comma-separated metric names (see clearsight.list_metrics())")
+    sc.add_argument("--reference", metavar="DIR", help="folder of reference images with matching names")
+    sc.add_argument("--csv", metavar="FILE", help="write the scores as CSV")
+    sc.add_argument("--json", metavar="FILE", help="write the scores as JSON")
+    sc.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+
     d = sub.add_parser(
         "demo",
         help="restore the sample images shipped with clearsight and print a before/after table",
@@ -195,6 +211,76 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    import csv
+    import math
+
+    from ..infer import collect_inputs
+    from ..io import read_image
+    from ..metrics import create_metric
+
+    default = ["niqe", "haze_score", "rms_contrast", "colorfulness", "entropy", "noise_level"]
+    if args.reference:
+        default = ["psnr", "ssim"]
+    names = [m.strip() for m in args.metrics.split(",")] if args.metrics else default
+    metrics = {n: create_metric(n) for n in names}  # unknown names raise with suggestions
+    if any(m.mode == "FR" for m in metrics.values()) and not args.reference:
+        print(
+            f"error: {', '.join(n for n, m in metrics.items() if m.mode == 'FR')} need --reference DIR", file=sys.stderr
+        )
+        return 2
+    pairs, errors = collect_inputs(args.inputs, args.recursive)
+    failed = False
+    for e in errors:
+        print(f"error: {e.message}", file=sys.stderr)
+        failed = True
+    rows = []
+    for src, rel in pairs:
+        row: dict[str, object] = {"file": str(src)}
+        try:
+            x = read_image(src)
+            ref = None
+            if args.reference:
+                cand = [p for p in Path(args.reference).glob(rel.stem + ".*")] if Path(args.reference).is_dir() else []
+                if not cand:
+                    raise FileNotFoundError(f"{src}: no reference named {rel.stem}.* in {args.reference}")
+                ref = read_image(cand[0])
+                if ref.shape != x.shape:
+                    raise ValueError(
+                        f"{src}: size {tuple(x.shape[-2:])} differs from its reference {tuple(ref.shape[-2:])}"
+                    )
+        except Exception as e:  # noqa: BLE001 - reported per file
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            failed = True
+            continue
+        for n, m in metrics.items():
+            try:
+                row[n] = float(m(x, ref)[0]) if m.mode == "FR" else float(m(x)[0])
+            except Exception as e:  # noqa: BLE001
+                row[n] = float("nan")
+                print(f"warning: {src}: {n}: {' '.join(str(e).split())}", file=sys.stderr)
+        rows.append(row)
+    if rows:
+        width = max(12, max(len(Path(str(r["file"])).name) for r in rows[:200]) + 2)
+        print(f"{'file':<{width}}" + "".join(f"{n:>14}" for n in names))
+        for r in rows:
+            print(f"{Path(str(r['file'])).name:<{width}}" + "".join(f"{r[n]:>14.4f}" for n in names))
+        means = {n: [r[n] for r in rows if not math.isnan(r[n])] for n in names}
+        print(
+            f"{'mean':<{width}}" + "".join(f"{(sum(v) / len(v) if v else float('nan')):>14.4f}" for v in means.values())
+        )
+        arrows = ", ".join(f"{n} {'lower' if metrics[n].lower_better else 'higher'} is better" for n in names)
+        print(f"({arrows})")
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["file", *names])
+            w.writeheader()
+            w.writerows(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 1 if failed else 0
 
 
 def _stats(path: str) -> dict[str, float]:
@@ -315,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": _cmd_demo,
             "synth": _cmd_synth,
             "stats": _cmd_stats,
+            "score": _cmd_score,
         }
         return commands[args.command](args)
     except ClearsightError as e:

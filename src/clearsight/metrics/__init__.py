@@ -22,7 +22,7 @@ import torch
 from .._registry import Registry
 from .full_reference import psnr, ssim
 from .niqe import niqe
-from .no_reference import colorfulness, haze_score, rms_contrast
+from .no_reference import colorfulness, entropy, haze_score, noise_level, rms_contrast
 from .ranking import krcc, plcc, srcc
 
 __all__ = [
@@ -99,6 +99,10 @@ for _info in (
     MetricInfo("haze_score", "NR", True, (0.0, 1.0), "mean dark channel: amount of veil", haze_score),
     MetricInfo("rms_contrast", "NR", False, (0.0, 0.5), "standard deviation of the luma", rms_contrast),
     MetricInfo("colorfulness", "NR", False, (0.0, None), "Hasler-Suesstrunk colourfulness", colorfulness),
+    MetricInfo("entropy", "NR", False, (0.0, 8.0), "Shannon entropy of the luma histogram, bits", entropy),
+    MetricInfo(
+        "noise_level", "NR", True, (0.0, None), "noise sigma of the luma (Immerkaer), [0, 1] units", noise_level
+    ),
     MetricInfo("niqe", "NR", True, (0.0, None), "NIQE naturalness, pristine model fitted here (>= 192 px)", niqe),
 ):
     METRICS.register(_info.name, _info)
