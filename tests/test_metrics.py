@@ -53,7 +53,7 @@ def test_per_image_scores_and_registry():
     assert psnr(X, X).isinf().all() and torch.allclose(ssim(X, X), torch.ones(3, dtype=X.dtype))
     m = cs.create_metric("ssim")
     assert m.mode == "FR" and not m.lower_better and m.score_range == (-1.0, 1.0)
-    assert set(cs.list_metrics(mode="FR")) == {"psnr", "ssim"}
+    assert set(cs.list_metrics(mode="FR")) == {"psnr", "ssim", "ms_ssim", "ciede2000"}
     with pytest.raises(ValueError, match="reference"):
         m(X)
 
@@ -127,3 +127,32 @@ def test_haze_score_orders_a_haze_ladder():
             levels.append(beta)
             scores.append(m(y).item())
     assert srcc(levels, scores) >= 0.9
+
+
+def test_ms_ssim_matches_pytorch_msssim():
+    from pytorch_msssim import ms_ssim as reference
+
+    from clearsight.metrics import ms_ssim
+
+    g = torch.Generator().manual_seed(0)
+    x = _t(scene(200, 230, 0)).repeat(2, 1, 1, 1)
+    y = (x + 0.08 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    ours = ms_ssim(x, y)
+    ref = reference(x, y, data_range=1.0, size_average=False)
+    assert ours.shape == (2,) and (ours - ref).abs().max() < 1e-3
+    assert torch.allclose(ms_ssim(x, x), torch.ones(2))
+    with pytest.raises(ValueError, match="at least 176"):
+        ms_ssim(x[..., :100, :100], y[..., :100, :100])
+
+
+def test_ciede2000_matches_skimage():
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from clearsight.metrics import create_metric
+
+    x = scene(30, 40, 2)
+    y = np.clip(x + np.random.default_rng(1).normal(0, 0.08, x.shape), 0, 1).astype(np.float32)
+    ref = deltaE_ciede2000(rgb2lab(x.astype(np.float64)), rgb2lab(y.astype(np.float64))).mean()
+    m = create_metric("ciede2000")
+    assert m.lower_better and abs(m(_t(x), _t(y)).item() - ref) < 1e-3
+    assert m(_t(x), _t(x)).item() == pytest.approx(0.0, abs=1e-6)

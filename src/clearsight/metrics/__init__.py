@@ -20,7 +20,8 @@ from typing import Literal
 import torch
 
 from .._registry import Registry
-from .full_reference import psnr, ssim
+from .color import ciede2000
+from .full_reference import ms_ssim, psnr, ssim
 from .niqe import niqe
 from .no_reference import colorfulness, entropy, haze_score, noise_level, rms_contrast
 from .ranking import krcc, plcc, srcc
@@ -33,6 +34,8 @@ __all__ = [
     "list_metrics",
     "psnr",
     "ssim",
+    "ms_ssim",
+    "ciede2000",
     "niqe",
     "srcc",
     "plcc",
@@ -96,6 +99,8 @@ METRICS: Registry[MetricInfo] = Registry("metric")
 for _info in (
     MetricInfo("psnr", "FR", False, (0.0, None), "peak signal-to-noise ratio in dB", psnr),
     MetricInfo("ssim", "FR", False, (-1.0, 1.0), "structural similarity, 11x11 Gaussian window", ssim),
+    MetricInfo("ms_ssim", "FR", False, (0.0, 1.0), "multi-scale SSIM, 5 scales (>= 176 px)", ms_ssim),
+    MetricInfo("ciede2000", "FR", True, (0.0, None), "mean CIEDE2000 colour difference", ciede2000),
     MetricInfo("haze_score", "NR", True, (0.0, 1.0), "mean dark channel: amount of veil", haze_score),
     MetricInfo("rms_contrast", "NR", False, (0.0, 0.5), "standard deviation of the luma", rms_contrast),
     MetricInfo("colorfulness", "NR", False, (0.0, None), "Hasler-Suesstrunk colourfulness", colorfulness),

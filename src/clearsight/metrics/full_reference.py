@@ -11,7 +11,10 @@ import torch.nn.functional as F
 
 from .._checks import check_shape
 
-__all__ = ["psnr", "ssim", "gaussian_window"]
+__all__ = ["psnr", "ssim", "ms_ssim", "gaussian_window", "MS_SSIM_WEIGHTS"]
+
+#: Scale weights of Wang, Simoncelli and Bovik (2003).
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -114,3 +117,60 @@ def ssim(
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     out = s.flatten(1).mean(1)
     return out.to(x.dtype if x.is_floating_point() else torch.float32)
+
+
+def _ssim_cs(xd: torch.Tensor, yd: torch.Tensor, data_range: float, k1: float, k2: float):
+    c = xd.shape[1]
+    g = gaussian_window(1.5)
+    kh = g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    kw = g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+
+    def filt(z):
+        return F.conv2d(F.conv2d(z, kh, groups=c), kw, groups=c)
+
+    ux, uy = filt(xd), filt(yd)
+    vx, vy, vxy = filt(xd * xd) - ux * ux, filt(yd * yd) - uy * uy, filt(xd * yd) - ux * uy
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    cs = (2 * vxy + c2) / (vx + vy + c2)
+    lum = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1)
+    return (lum * cs).flatten(2).mean(2), cs.flatten(2).mean(2)  # (B, C) each
+
+
+def ms_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """Multi-scale SSIM (Wang, Simoncelli and Bovik, 2003), per image.
+
+    Five scales by default (2x2 average pooling between them), an 11x11 Gaussian window (sigma 1.5),
+    contrast-structure terms at every scale and luminance at the coarsest, each raised to its weight;
+    negative per-scale terms are clipped to 0 (as common implementations do) and channels are averaged.
+
+    Args:
+        x, y: :math:`(B, C, H, W)`, at least ``11 * 2^(scales - 1)`` pixels on each side (176 for five scales).
+        data_range: span of valid values.
+        weights: per-scale exponents (their number sets the number of scales).
+
+    Returns:
+        :math:`(B,)` in [0, 1].
+    """
+    _check_pair(x, y)
+    n = len(weights)
+    min_side = 11 * 2 ** (n - 1)
+    if min(x.shape[-2:]) < min_side:
+        raise ValueError(f"MS-SSIM with {n} scales needs images of at least {min_side}x{min_side} pixels")
+    xd, yd = x.double(), y.double()
+    w = torch.tensor(weights, dtype=torch.float64, device=x.device)
+    terms = []
+    for i in range(n):
+        s, cs = _ssim_cs(xd, yd, data_range, k1, k2)
+        terms.append((s if i == n - 1 else cs).clamp_min(0))
+        if i < n - 1:
+            xd, yd = F.avg_pool2d(xd, 2), F.avg_pool2d(yd, 2)
+    stack = torch.stack(terms, dim=0)  # (n, B, C)
+    val = torch.prod(stack ** w.view(-1, 1, 1), dim=0)
+    return val.mean(1).to(x.dtype if x.is_floating_point() else torch.float32)
