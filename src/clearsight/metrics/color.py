@@ -74,7 +74,10 @@ def delta_e_2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
 
 
 def ciede2000(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean CIEDE2000 colour difference between sRGB images :math:`(B, 3, H, W)` in [0, 1]; :math:`(B,)`, lower is closer."""
+    """Mean CIEDE2000 colour difference between sRGB images :math:`(B, 3, H, W)` in [0, 1].
+
+    Returns :math:`(B,)`; lower is closer (about 1 is a just-noticeable difference).
+    """
     check_image(x, "x")
     check_image(y, "y")
     if x.shape != y.shape:
