@@ -111,17 +111,18 @@ def test_ranking_correlations():
         srcc([1, 2, float("nan")], [1, 2, 3])
 
 
-def test_haze_score_orders_a_haze_ladder():
+@pytest.mark.parametrize("name", ["haze_score", "fog_density"])
+def test_haze_metrics_order_a_haze_ladder(name):
     from clearsight.degrade import random_depth
     from clearsight.degrade.ops import day_haze
     from clearsight.metrics import srcc
 
-    m = cs.create_metric("haze_score")
+    m = cs.create_metric(name)
     levels, scores = [], []
     g = torch.Generator().manual_seed(0)
     for i in range(20):
-        x = _t(scene(64, 80, i))
-        d = random_depth(1, 64, 80, g)
+        x = _t(scene(96, 128, i))
+        d = random_depth(1, 96, 128, g)
         for beta in (0.0, 0.5, 1.0, 2.0, 3.0):
             y, _ = day_haze(x, d, torch.tensor([beta]), torch.tensor([[0.9, 0.9, 0.9]]))
             levels.append(beta)
@@ -156,3 +157,17 @@ def test_ciede2000_matches_skimage():
     m = create_metric("ciede2000")
     assert m.lower_better and abs(m(_t(x), _t(y)).item() - ref) < 1e-3
     assert m(_t(x), _t(x)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["fog_density", "niqe", "haze_score", "entropy", "noise_level"])
+def test_no_reference_metrics_bad_inputs(name):
+    m = cs.create_metric(name)
+    x = _t(scene(200, 200, 0))
+    assert torch.equal(m(x), m(x))  # deterministic
+    with pytest.raises((cs.ShapeError, ValueError)):
+        m(torch.full((1, 3, 200, 200), float("nan")))
+    if name in ("fog_density", "niqe"):
+        with pytest.raises(cs.ShapeError):
+            m(torch.full((1, 3, 200, 200), 0.5))
+        with pytest.raises(cs.ShapeError):
+            m(torch.rand(1, 3, 1, 1))

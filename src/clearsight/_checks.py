@@ -50,5 +50,7 @@ def check_image(x: torch.Tensor, what: str = "image", channels: int | None = 3) 
     check_shape(x, ["B", str(channels) if channels else "C", "H", "W"], what)
     if not x.is_floating_point():
         raise ShapeError(f"{what} must be a float tensor in [0, 1], got {x.dtype}; divide by 255 first")
+    if x.numel() and not torch.isfinite(x.detach()).all():
+        raise ShapeError(f"{what} contains NaN or infinite values; check the data that produced it")
     if x.numel() and (x.detach().amin() < -1e-3 or x.detach().amax() > 1 + 1e-3):
         raise ShapeError(f"{what} values must lie in [0, 1]; clamp it first: x.clamp(0, 1)")

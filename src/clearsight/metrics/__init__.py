@@ -21,6 +21,7 @@ import torch
 
 from .._registry import Registry
 from .color import ciede2000
+from .fog import fog_density
 from .full_reference import ms_ssim, psnr, ssim
 from .niqe import niqe
 from .no_reference import colorfulness, entropy, haze_score, noise_level, rms_contrast
@@ -37,6 +38,7 @@ __all__ = [
     "ms_ssim",
     "ciede2000",
     "niqe",
+    "fog_density",
     "srcc",
     "plcc",
     "krcc",
@@ -107,6 +109,9 @@ for _info in (
     MetricInfo("entropy", "NR", False, (0.0, 8.0), "Shannon entropy of the luma histogram, bits", entropy),
     MetricInfo(
         "noise_level", "NR", True, (0.0, None), "noise sigma of the luma (Immerkaer), [0, 1] units", noise_level
+    ),
+    MetricInfo(
+        "fog_density", "NR", True, (0.0, None), "FADE-style fog density, models fitted here (not FADE)", fog_density
     ),
     MetricInfo("niqe", "NR", True, (0.0, None), "NIQE naturalness, pristine model fitted here (>= 192 px)", niqe),
 ):
