@@ -260,22 +260,9 @@ def test_synth_and_stats_end_to_end(tmp_path):
     for i in range(2):
         _good(clean, f"c{i}.png", i, size=(60, 80))
     out = tmp_path / "synth"
-    r = run_cli(
-        "synth",
-        "--preset",
-        "day_haze",
-        "--clean",
-        str(clean),
-        "--out",
-        str(out),
-        "--per-image",
-        "2",
-        "--seed",
-        "5",
-        "--size",
-        "64",
-        "-q",
-    )
+    synth = ["synth", "--preset", "day_haze", "--clean", str(clean), "--per-image", "2", "--seed", "5"]
+    synth += ["--size", "64", "-q"]
+    r = run_cli(*synth, "--out", str(out))
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in (out / "degraded").iterdir())
     assert names == ["c0_0.png", "c0_1.png", "c1_0.png", "c1_1.png"]
@@ -287,53 +274,13 @@ def test_synth_and_stats_end_to_end(tmp_path):
     assert meta["preset"] == "day_haze" and "0.day_haze.beta" in meta["params"]
     first = (out / "degraded" / "c0_0.png").read_bytes()
     # deterministic: a second run into a fresh folder gives the same bytes; a rerun resumes
-    r2 = run_cli(
-        "synth",
-        "--preset",
-        "day_haze",
-        "--clean",
-        str(clean),
-        "--out",
-        str(tmp_path / "again"),
-        "--per-image",
-        "2",
-        "--seed",
-        "5",
-        "--size",
-        "64",
-        "-q",
-    )
+    r2 = run_cli(*synth, "--out", str(tmp_path / "again"))
     assert r2.returncode == 0 and (tmp_path / "again" / "degraded" / "c0_0.png").read_bytes() == first
-    r3 = run_cli(
-        "synth",
-        "--preset",
-        "day_haze",
-        "--clean",
-        str(clean),
-        "--out",
-        str(out),
-        "--per-image",
-        "2",
-        "--seed",
-        "5",
-        "--size",
-        "64",
-        "-q",
-    )
+    r3 = run_cli(*synth, "--out", str(out))
     assert "skipped 4" in r3.stdout
     plot = tmp_path / "stats.png"
-    r = run_cli(
-        "stats",
-        str(out / "degraded"),
-        str(clean),
-        "--reference",
-        str(clean),
-        "--plot",
-        str(plot),
-        "-q",
-        "--json",
-        str(tmp_path / "s.json"),
-    )
+    stats = ["stats", str(out / "degraded"), str(clean), "--reference", str(clean), "--plot", str(plot), "-q"]
+    r = run_cli(*stats, "--json", str(tmp_path / "s.json"))
     assert r.returncode == 0, r.stderr
     assert "dark_channel" in r.stdout and "distance from" in r.stdout and plot.stat().st_size > 1000
     assert run_cli("synth", "--preset", "nope", "--clean", str(clean), "--out", str(out)).returncode != 0
