@@ -29,7 +29,7 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts recipes
 
 bench-classical: $(VENV)/.dev
 	$(BIN)/python benchmarks/classical.py --data ../shared/data

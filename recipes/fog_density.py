@@ -60,7 +60,7 @@ def main() -> None:
     print(f"fitted on {len(fit)} clean photos and their hazed versions -> {args.out}")
 
     levels, scores, clean_scores = [], [], []
-    for i, f in enumerate(held):
+    for f in held:
         x = load(f)
         if min(x.shape[:2]) < 64:
             continue

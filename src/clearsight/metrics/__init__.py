@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 
 from .._registry import Registry
+from .brisque import brisque
 from .color import ciede2000
 from .fog import fog_density
 from .full_reference import ms_ssim, psnr, ssim
@@ -38,6 +39,7 @@ __all__ = [
     "ms_ssim",
     "ciede2000",
     "niqe",
+    "brisque",
     "fog_density",
     "srcc",
     "plcc",
@@ -113,6 +115,7 @@ for _info in (
     MetricInfo(
         "fog_density", "NR", True, (0.0, None), "FADE-style fog density, models fitted here (not FADE)", fog_density
     ),
+    MetricInfo("brisque", "NR", True, (0.0, 100.0), "BRISQUE naturalness/artefacts (brisque package's model)", brisque),
     MetricInfo("niqe", "NR", True, (0.0, None), "NIQE naturalness, pristine model fitted here (>= 192 px)", niqe),
 ):
     METRICS.register(_info.name, _info)
