@@ -26,6 +26,7 @@ from .fog import fog_density
 from .full_reference import ms_ssim, psnr, ssim
 from .niqe import niqe
 from .no_reference import colorfulness, entropy, haze_score, noise_level, rms_contrast
+from .piqe import piqe
 from .ranking import krcc, plcc, srcc
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ciede2000",
     "niqe",
     "brisque",
+    "piqe",
     "fog_density",
     "srcc",
     "plcc",
@@ -117,6 +119,7 @@ for _info in (
     ),
     MetricInfo("brisque", "NR", True, (0.0, 100.0), "BRISQUE naturalness/artefacts (brisque package's model)", brisque),
     MetricInfo("niqe", "NR", True, (0.0, None), "NIQE naturalness, pristine model fitted here (>= 192 px)", niqe),
+    MetricInfo("piqe", "NR", True, (0.0, 100.0), "PIQE block-based distortion score (training-free)", piqe),
 ):
     METRICS.register(_info.name, _info)
 
