@@ -314,3 +314,30 @@ def test_score_end_to_end(tmp_path):
     assert run_cli("score", str(src), "--metrics", "psnr").returncode == 2
     bad = run_cli("score", str(src), "--metrics", "niqee")
     assert bad.returncode == 1 and "did you mean niqe" in bad.stderr
+
+
+def test_bench_end_to_end(tmp_path):
+    hazy, clean, real = tmp_path / "hazy", tmp_path / "clean", tmp_path / "real"
+    for d in (hazy, clean, real):
+        d.mkdir()
+    for i in range(2):
+        hz, cl, _ = hazy_scene(64, 80, seed=i)
+        save_image(hazy / f"{i}_x.png", to_u8(hz))
+        save_image(clean / f"{i}.png", to_u8(cl))
+        save_image(real / f"r{i}.jpg", to_u8(hz))
+    out = tmp_path / "rep"
+    r = run_cli(
+        "bench", "--methods", "dcp,dcp-dust", "--paired", str(hazy), str(clean), "--unpaired", str(real),
+        "--fr-metrics", "psnr,ssim", "--nr-metrics", "haze_score,entropy", "--crops", "-o", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import json
+
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["paired"]["hazy"]["n"] == 2 and res["unpaired"]["real"]["n"] == 2
+    sc = res["paired"]["hazy"]["scores"]
+    assert sc["dcp"]["psnr"] > sc["input"]["psnr"]  # dehazing helps on synthetic haze
+    assert res["speed"]["dcp"]["seconds_per_megapixel"] > 0
+    page = out.with_suffix(".html").read_text()
+    assert "<table>" in page and "data:image/png;base64" in page and "data:image/jpeg;base64" in page
+    assert run_cli("bench", "--methods", "dcp").returncode == 2

@@ -147,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", metavar="FILE", help="write the scores as JSON")
     sc.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
 
+    be = sub.add_parser(
+        "bench",
+        help="benchmark restorers on paired and unpaired image sets; JSON, Markdown and HTML report",
+        description="Restore paired sets (degraded and clean folders, matched by name) and unpaired sets with "
+        "each method, score them (full-reference on paired, no-reference on unpaired), time them (seconds per "
+        "megapixel) and record peak memory; write OUT.json, OUT.md and a self-contained OUT.html.",
+        epilog="example:\n  clearsight bench --methods dcp,auto --paired hazy/ clean/ --unpaired real_fog/ -o report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    be.add_argument("--methods", default="auto", help="comma-separated restorer names (default: auto)")
+    be.add_argument("--paired", nargs=2, action="append", default=[], metavar=("DEGRADED", "CLEAN"))
+    be.add_argument("--unpaired", nargs="+", default=[], metavar="DIR")
+    be.add_argument("--fr-metrics", default=",".join(_default_metrics("fr")), help="full-reference metrics")
+    be.add_argument("--nr-metrics", default=",".join(_default_metrics("nr")), help="no-reference metrics")
+    be.add_argument("--max-images", type=int, default=0, metavar="N", help="at most N images per set (0: all)")
+    be.add_argument("--crops", action="store_true", help="embed before/after crops in the HTML report")
+    be.add_argument("-o", "--output", default="bench", metavar="OUT", help="output path without extension")
+
     d = sub.add_parser(
         "demo",
         help="restore the sample images shipped with clearsight and print a before/after table",
@@ -156,6 +174,38 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", default="clearsight-demo", metavar="OUTDIR", help="output folder")
     d.add_argument("-m", "--model", default="auto", choices=_models(), help="restorer (default: auto)")
     return parser
+
+
+def _default_metrics(kind: str) -> tuple[str, ...]:
+    from ..bench import DEFAULT_FR, DEFAULT_NR
+
+    return DEFAULT_FR if kind == "fr" else DEFAULT_NR
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from ..bench import BenchConfig, run_bench, write_reports
+
+    if not args.paired and not args.unpaired:
+        print("error: give at least one --paired DEGRADED CLEAN or --unpaired DIR", file=sys.stderr)
+        return 2
+    for d in [p for pair in args.paired for p in pair] + list(args.unpaired):
+        if not Path(d).is_dir():
+            print(f"error: {d}: no such folder", file=sys.stderr)
+            return 1
+    cfg = BenchConfig(
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        paired=[(Path(a).name or a, a, b) for a, b in args.paired],
+        unpaired=[(Path(d).name or d, d) for d in args.unpaired],
+        fr_metrics=tuple(m for m in args.fr_metrics.split(",") if m),
+        nr_metrics=tuple(m for m in args.nr_metrics.split(",") if m),
+        max_images=args.max_images,
+        crops=args.crops,
+    )
+    res = run_bench(cfg)
+    paths = write_reports(res, args.output, "clearsight bench")
+    print(Path(paths[1]).read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def _presets() -> list[str]:
@@ -402,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "synth": _cmd_synth,
             "stats": _cmd_stats,
             "score": _cmd_score,
+            "bench": _cmd_bench,
         }
         return commands[args.command](args)
     except ClearsightError as e:
