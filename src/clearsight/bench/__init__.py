@@ -271,6 +271,8 @@ def to_html(res: dict, title: str = "Benchmark") -> str:
         elif line.strip():
             parts.append(f"<p>{html.escape(line)}</p>")
     flush()
+    if res.get("downstream"):
+        parts.append("<h2>Downstream tasks</h2><pre>" + html.escape(json.dumps(res["downstream"], indent=1)) + "</pre>")
     plot = _plot_b64(res)
     if plot:
         parts.append(f"<h2>Plots</h2><img src='data:image/png;base64,{plot}'>")
