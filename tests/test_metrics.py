@@ -187,3 +187,18 @@ def test_distortion_metrics_react_to_noise_and_blur(name):
     if name == "brisque":  # PIQE reads strong blur as fewer active blocks, not as distortion
         assert m(blurred).item() > base + 5
     assert 0 <= base <= 100
+
+
+@pytest.mark.parametrize("name", ["psnr", "ssim", "ms_ssim", "ciede2000"])
+def test_full_reference_bad_inputs(name):
+    m = cs.create_metric(name)
+    x = _t(scene(200, 200, 0))
+    bad = x.clone()
+    bad[0, 0, 5, 5] = float("nan")
+    with pytest.raises((cs.ShapeError, ValueError)):
+        m(bad, x)
+    with pytest.raises((cs.ShapeError, ValueError)):
+        m(x, x[..., :100, :100])
+    if name in ("ssim", "ms_ssim"):
+        with pytest.raises(ValueError):
+            m(torch.rand(1, 3, 1, 1), torch.rand(1, 3, 1, 1))

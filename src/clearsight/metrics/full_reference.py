@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_shape
+from .._errors import ShapeError
 
 __all__ = ["psnr", "ssim", "ms_ssim", "gaussian_window", "MS_SSIM_WEIGHTS"]
 
@@ -22,6 +23,8 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
     check_shape(y, ["B", "C", "H", "W"], "y")
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ShapeError("metric inputs contain NaN or infinite values")
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
