@@ -399,7 +399,7 @@ class NightHaze(Degradation):
 def _gaussian_like(x: torch.Tensor, seed_values: torch.Tensor, channels: int) -> torch.Tensor:
     b, _, h, w = x.shape
     out = [
-        torch.randn(channels, h, w, generator=sample_generator(int(s)), dtype=torch.float64).to(x.dtype)
+        torch.randn(channels, h, w, generator=sample_generator(int(s))).to(x.dtype)
         for s in seed_values
     ]
     return torch.stack(out).to(x.device)
@@ -489,7 +489,7 @@ class Noise(Degradation):
             g = sample_generator(int(params["seed"][i]))
             mode = NOISE_MODES[int(params["mode"][i])]
             sigma = params["sigma"][i].to(x.dtype)
-            z = torch.randn(3, h, w, generator=g, dtype=torch.float64).to(x.device, x.dtype)
+            z = torch.randn(3, h, w, generator=g).to(x.device, x.dtype)
             if mode == "gray":
                 n = sigma * z[:1].expand(3, h, w)
             elif mode == "color":
