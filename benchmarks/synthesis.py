@@ -6,7 +6,8 @@ Usage::
 
 Writes ``benchmarks/results/synthesis.{json,md}``:
 
-* 256x256 patches per second for each preset on this machine (batch of 16, torch threads = cores), with
+* 256x256 patches per second for each preset on this machine (batch of 16, torch threads = cores, median
+  of 7 runs; this shared machine's speed varies by up to 2x from run to run), with
   depth supplied (as in training, where the dataset caches each photo's depth) and with the geometric
   depth estimate computed per patch;
 * for each real set, the distance (``clearsight.metrics.statistics.distance``: normalised Wasserstein,
@@ -40,7 +41,7 @@ from clearsight.degrade.pipeline import PRESETS, Degrader  # noqa: E402
 from clearsight.metrics.statistics import distance, folder_statistics  # noqa: E402
 
 
-def speed(repeats: int = 3, batch: int = 16) -> dict:
+def speed(repeats: int = 7, batch: int = 16) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, 256, 256, generator=g) * 0.8 + 0.1

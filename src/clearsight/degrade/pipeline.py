@@ -283,7 +283,6 @@ class Degrader(nn.Module):
         When the pipeline needs depth and none is given, the default source of the config is used and the
         depth is stored in ``params["depth"]`` so that replay sees the same depth.
         """
-        check_image(x)
         if params is None:
             params = self.sample(x.shape[0], generator)
         if self.needs_depth and depth is None:
