@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import clearsight as cs
+from clearsight.bench import reset_peak_rss, status_kb
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
 from clearsight.metrics import psnr, ssim
@@ -89,13 +90,13 @@ def _speed_child(name: str, repeats: int, image: str) -> None:
     arr = cv2.resize(load_image(image).rgb, (1920, 1080), interpolation=cv2.INTER_AREA)
     r = make_restorer(name)
     restore_array(arr, r)  # warm-up
-    base_kb = _reset_peak_rss()
+    base_kb = reset_peak_rss()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         restore_array(arr, r)
         times.append(time.perf_counter() - t0)
-    peak_kb = _status_kb("VmHWM") if base_kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = status_kb("VmHWM") if base_kb is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     base_kb = base_kb or 0
     print(
         json.dumps(
@@ -107,22 +108,6 @@ def _speed_child(name: str, repeats: int, image: str) -> None:
             }
         )
     )
-
-
-def _status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _reset_peak_rss() -> int | None:
-    """Reset the kernel's peak-RSS mark (Linux) and return the current RSS in KB, or None if unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_kb("VmRSS")
-    except OSError:
-        return None
 
 
 def speed(data: Path, repeats: int) -> dict:

@@ -26,7 +26,7 @@ from ..io import load_image, to_tensor
 from ..metrics import create_metric
 from ..models import create_model
 
-__all__ = ["BenchConfig", "run_bench", "write_reports", "DEFAULT_FR", "DEFAULT_NR"]
+__all__ = ["BenchConfig", "run_bench", "write_reports", "reset_peak_rss", "status_kb", "DEFAULT_FR", "DEFAULT_NR"]
 
 DEFAULT_FR = ("psnr", "ssim", "ciede2000")
 DEFAULT_NR = ("fog_density", "haze_score", "niqe", "brisque", "piqe", "entropy")
@@ -54,18 +54,23 @@ class BenchConfig:
     crops: bool = False
 
 
-def _peak_reset() -> int | None:
+def reset_peak_rss() -> int | None:
+    """Reset the kernel's peak-RSS mark (Linux) and return the current RSS in KB, or ``None`` if unsupported."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
-        return _status_kb("VmRSS")
+        return status_kb("VmRSS")
     except OSError:
         return None
 
 
-def _status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
+def status_kb(key: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``, ...) in KB; 0 where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
@@ -136,13 +141,13 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
                 rows["input"][k].append(_score(met, x, ref))
             outs = [rec.rgb]
             for m, r in restorers.items():
-                base = _peak_reset()
+                base = reset_peak_rss()
                 t0 = time.perf_counter()
                 out, _ = restore_array(rec.rgb, r)
                 timing[m][0] += time.perf_counter() - t0
                 timing[m][1] += rec.rgb.shape[0] * rec.rgb.shape[1] / 1e6
                 if base is not None:
-                    peaks[m] = max(peaks[m], _status_kb("VmHWM"))
+                    peaks[m] = max(peaks[m], status_kb("VmHWM"))
                 y = to_tensor(out)
                 for k, met in metrics.items():
                     rows[m][k].append(_score(met, y, ref))

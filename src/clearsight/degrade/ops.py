@@ -398,10 +398,7 @@ class NightHaze(Degradation):
 # --------------------------------------------------------------------------------------------- #
 def _gaussian_like(x: torch.Tensor, seed_values: torch.Tensor, channels: int) -> torch.Tensor:
     b, _, h, w = x.shape
-    out = [
-        torch.randn(channels, h, w, generator=sample_generator(int(s))).to(x.dtype)
-        for s in seed_values
-    ]
+    out = [torch.randn(channels, h, w, generator=sample_generator(int(s))).to(x.dtype) for s in seed_values]
     return torch.stack(out).to(x.device)
 
 
