@@ -21,7 +21,7 @@ import os
 import struct
 import tempfile
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +114,6 @@ class ImageRecord:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     path: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def height(self) -> int:
