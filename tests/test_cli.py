@@ -164,15 +164,39 @@ def test_glob_and_recursive(tmp_path):
 # ---------------------------------------------------------------------------------------------- #
 # permissions: root ignores file modes, so those tests run the CLI as an unprivileged user
 # ---------------------------------------------------------------------------------------------- #
-def _unprivileged_prefix() -> list[str] | None:
+@pytest.fixture
+def unprivileged():
+    """A command prefix that runs the CLI as user nobody (root ignores file modes), or None.
+
+    A checkout in a private folder (mode 700, e.g. from ``mktemp -d``) cannot be read by nobody, so the
+    folders on the way to the interpreter and the package get the traverse bit (o+x) for the duration of
+    the test and their modes are restored afterwards.
+    """
     if os.geteuid() != 0:
-        return []
+        yield []
+        return
     setpriv = shutil.which("setpriv")
     if not setpriv:
-        return None
+        yield None
+        return
+    import stat
+
+    import clearsight
+
+    changed: list[tuple[Path, int]] = []
+    for leaf in {Path(sys.prefix).resolve(), Path(clearsight.__file__).resolve().parent}:
+        for d in [leaf, *leaf.parents]:
+            mode = d.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                d.chmod(mode | stat.S_IXOTH)
+                changed.append((d, mode))
     prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
     probe = subprocess.run([*prefix, sys.executable, "-c", "import clearsight.cli"], capture_output=True)
-    return prefix if probe.returncode == 0 else None
+    try:
+        yield prefix if probe.returncode == 0 else None
+    finally:
+        for d, mode in reversed(changed):
+            d.chmod(stat.S_IMODE(mode))
 
 
 @pytest.fixture
@@ -185,8 +209,8 @@ def shared_tmp():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_unreadable_file_and_unwritable_folder(shared_tmp):
-    prefix = _unprivileged_prefix()
+def test_unreadable_file_and_unwritable_folder(shared_tmp, unprivileged):
+    prefix = unprivileged
     if prefix is None:
         pytest.skip("running as root without a way to drop privileges (setpriv)")
     src = shared_tmp / "in"
