@@ -574,14 +574,17 @@ def motion_kernel(length: float, generator: torch.Generator, size: int | None = 
     return k / k.sum()
 
 
+def _centred_grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column offsets from the centre of a ``size x size`` kernel, float64."""
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    return torch.meshgrid(r, r, indexing="ij")
+
+
 def disk_kernel(radius: float, size: int | None = None) -> torch.Tensor:
     """A defocus (pillbox) kernel of ``radius`` pixels with anti-aliased edges, sum 1."""
     size = size or int(2 * math.ceil(radius) + 1)
-    c = (size - 1) / 2
-    yy, xx = torch.meshgrid(
-        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij"
-    )
-    r = torch.sqrt((yy - c) ** 2 + (xx - c) ** 2)
+    yy, xx = _centred_grid(size)
+    r = torch.sqrt(yy**2 + xx**2)
     k = (radius + 0.5 - r).clamp(0, 1)
     return k / k.sum()
 
@@ -635,13 +638,10 @@ class Defocus(Degradation):
 # weather and compression
 # --------------------------------------------------------------------------------------------- #
 def _line_kernel(length: float, angle: float, size: int) -> torch.Tensor:
-    c = (size - 1) / 2
-    yy, xx = torch.meshgrid(
-        torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij"
-    )
+    yy, xx = _centred_grid(size)
     dx, dy = math.sin(angle), math.cos(angle)  # angle from the vertical
-    along = (xx - c) * dx + (yy - c) * dy
-    across = (xx - c) * dy - (yy - c) * dx
+    along = xx * dx + yy * dy
+    across = xx * dy - yy * dx
     k = (1 - across.abs()).clamp(0, 1) * (along.abs() <= length / 2)
     return k / k.sum().clamp_min(1e-9)
 
