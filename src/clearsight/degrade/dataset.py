@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -53,7 +53,8 @@ class SynthesisDataset(Dataset):
 
     Args:
         sources: clean image files or folders.
-        preset: preset name, YAML path or config (see :mod:`clearsight.degrade.pipeline`).
+        preset: preset name, YAML path or config (see :mod:`clearsight.degrade.pipeline`), or a mapping of
+            presets to sampling weights (a multi-domain mixture: each item draws its preset; ``task`` says which).
         crop: side of the square crops in pixels (smaller images are upscaled to fit).
         length: number of items per epoch (default: 8 per clean image).
         seed: base seed; item ``i`` uses ``seed * 1_000_003 + i``.
@@ -68,13 +69,14 @@ class SynthesisDataset(Dataset):
             degradation on the training side).
 
     Items are dicts with ``degraded`` and ``clean`` ``(3, crop, crop)`` in [0, 1], ``depth`` ``(1, crop, crop)``,
-    ``transmission`` (ones where the preset has no haze) and ``index``.
+    ``transmission`` (ones where the preset has no haze), ``index`` and ``task`` (the preset's position in
+    :attr:`tasks`).
     """
 
     def __init__(
         self,
         sources: Sequence[str | os.PathLike] | str | os.PathLike,
-        preset: str = "day_haze",
+        preset: str | Mapping[str, float] = "day_haze",
         crop: int = 256,
         length: int | None = None,
         seed: int = 0,
@@ -89,7 +91,18 @@ class SynthesisDataset(Dataset):
             raise ValueError("no clean images found")
         if depth not in ("geometry", "random", "scene", "mixed"):
             raise ValueError(f"depth must be geometry, random, scene or mixed, got {depth!r}")
-        self.degrader = Degrader.from_config(preset)
+        if isinstance(preset, Mapping) and "stages" not in preset:
+            weights = np.array([float(w) for w in preset.values()])
+            if len(weights) == 0 or (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError("preset weights must be non-negative and not all zero")
+            self.tasks = [str(k) for k in preset]
+            self.task_p = weights / weights.sum()
+            self.degraders = [Degrader.from_config(k) for k in self.tasks]
+        else:
+            self.tasks = [preset if isinstance(preset, str) else "custom"]
+            self.task_p = np.ones(1)
+            self.degraders = [Degrader.from_config(preset)]
+        self.degrader = self.degraders[0]
         self.crop, self.seed, self.depth_source = int(crop), int(seed), depth
         self.length = int(length) if length is not None else 8 * len(self.files)
         self.scene_kinds, self.min_scale, self.degrade = tuple(scene_kinds), float(min_scale), degrade
@@ -158,10 +171,11 @@ class SynthesisDataset(Dataset):
             d = random_depth(1, self.crop, self.crop, gen)[0]
         else:
             d = torch.from_numpy(np.ascontiguousarray(depth)).float()[None]
-        item = {"clean": clean, "depth": d, "index": torch.tensor(index)}
+        task = int(rng.choice(len(self.degraders), p=self.task_p)) if len(self.degraders) > 1 else 0
+        item = {"clean": clean, "depth": d, "index": torch.tensor(index), "task": torch.tensor(task)}
         if self.degrade:
             maps: dict[str, torch.Tensor] = {}
-            out, _ = self.degrader(clean[None], depth=d[None], generator=gen, maps=maps)
+            out, _ = self.degraders[task](clean[None], depth=d[None], generator=gen, maps=maps)
             item["degraded"] = out[0]
             t = maps.get("transmission")
             item["transmission"] = t[0, :1] if t is not None else torch.ones_like(d)

@@ -22,7 +22,7 @@ from ..priors.dcp import DCP
 from ..priors.dust import DustDCP
 from ..priors.night import NightDCP
 
-__all__ = ["ModelInfo", "MODELS", "create_model", "list_models", "model_info"]
+__all__ = ["ModelInfo", "MODELS", "ARCHS", "create_model", "list_models", "model_info", "build_arch"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,26 @@ class ModelInfo:
 
 
 MODELS: Registry[ModelInfo] = Registry("model")
+
+#: Trainable architectures: name -> builder ``(**args) -> nn.Module`` (used by :mod:`clearsight.train`).
+ARCHS: Registry[Callable[..., object]] = Registry("architecture")
+
+
+def build_arch(name: str, **args):
+    """Build the untrained network ``name`` of :data:`ARCHS` with ``args`` (e.g. ``preset="cpu"``)."""
+    return ARCHS.get(name)(**args)
+
+
+@ARCHS.register("corun")
+def _corun(preset: str | None = None, **args):
+    from .corun import CORUN, CORUNConfig
+
+    presets = {"paper": CORUNConfig.paper, "cpu": CORUNConfig.cpu, "tiny": CORUNConfig.tiny}
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown CORUN preset {preset!r} (choose {', '.join(presets)})")
+    base = presets[preset]() if preset else CORUNConfig()
+    return CORUN(base, **args)
+
 
 for _cls in (Auto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))

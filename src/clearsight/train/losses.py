@@ -1,0 +1,135 @@
+"""Losses of the restoration trainer: L1, the scattering-model reconstruction and the contrast-perceptual ratio.
+
+The published contrast-perceptual loss compares VGG-19 ImageNet features, which cannot be had here. Two
+feature spaces we can compute stand in for it (``docs/learned.md`` compares them on a short run):
+
+* :class:`RandomFeatures`: a frozen VGG-shaped network (five levels, 3x3 convolutions, ReLU, max-pooling)
+  with weights drawn from a fixed seed, read at the end of each level. Random convolutional features are
+  known to carry a useful perceptual signal (texture statistics, edges at several scales).
+* :class:`GradientFeatures`: fixed filters: image gradients and Laplacian-pyramid bands at five scales.
+
+Example:
+    >>> import torch
+    >>> loss = ContrastPerceptualLoss("gradient")
+    >>> x = torch.rand(1, 3, 32, 32)
+    >>> float(loss(x, x, torch.rand(1, 3, 32, 32)))
+    0.0
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["RandomFeatures", "GradientFeatures", "ContrastPerceptualLoss", "asm_reconstruction", "RestorationLoss"]
+
+#: Layer weights of the published loss (relu1_1 ... relu5_1).
+LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+class RandomFeatures(nn.Module):
+    """A frozen random VGG-like feature pyramid (widths 32, 64, 128, 128, 128), He-initialised from a seed."""
+
+    def __init__(self, seed: int = 0, widths=(32, 64, 128, 128, 128)) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.levels = nn.ModuleList()
+        c = 3
+        for i, w in enumerate(widths):
+            conv = nn.Conv2d(c, w, 3, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / (9 * c)) ** 0.5)
+                conv.bias.zero_()
+            self.levels.append(nn.Sequential(*([nn.MaxPool2d(2)] if i else []), conv, nn.ReLU()))
+            c = w
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for level in self.levels:
+            x = level(x)
+            feats.append(x)
+        return feats
+
+
+class GradientFeatures(nn.Module):
+    """Fixed multi-scale features: horizontal/vertical gradients and the Laplacian band at five scales."""
+
+    def __init__(self, scales: int = 5) -> None:
+        super().__init__()
+        self.scales = scales
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for _ in range(self.scales):
+            low = F.avg_pool2d(x, 2) if min(x.shape[-2:]) >= 2 else x
+            up = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            gx = x[..., :, 1:] - x[..., :, :-1]
+            gy = x[..., 1:, :] - x[..., :-1, :]
+            feats.append(torch.cat([F.pad(gx, (0, 1)), F.pad(gy, (0, 0, 0, 1)), x - up], 1))
+            x = low
+        return feats
+
+
+class ContrastPerceptualLoss(nn.Module):
+    """Sum over levels of ``w_l * L1(f(out), f(target)) / L1(f(out), f(negative))`` (the CORUN ratio loss).
+
+    Pulls the output towards the clean target and pushes it away from the degraded input in a feature space.
+    """
+
+    def __init__(self, features: str = "random", weights=LAYER_WEIGHTS, eps: float = 1e-7) -> None:
+        super().__init__()
+        if features == "random":
+            self.net: nn.Module = RandomFeatures()
+        elif features == "gradient":
+            self.net = GradientFeatures(len(weights))
+        else:
+            raise ValueError(f"features must be random or gradient, got {features!r}")
+        self.weights, self.eps = tuple(weights), eps
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        fo = self.net(out)
+        with torch.no_grad():
+            ft, fn = self.net(target), self.net(negative)
+        loss = out.new_zeros(())
+        for w, a, p, n in zip(self.weights, fo, ft, fn):
+            loss = loss + w * F.l1_loss(a.float(), p.float()) / (F.l1_loss(a.float(), n.float()) + self.eps)
+        return loss
+
+
+def asm_reconstruction(
+    image: torch.Tensor, transmission: torch.Tensor, airlight: torch.Tensor | float, degraded: torch.Tensor
+) -> torch.Tensor:
+    """Mean ``|J T + A (1 - T) - P|``: the restored scene re-hazed with its own transmission should give the input."""
+    return F.l1_loss(image * transmission + airlight * (1 - transmission), degraded)
+
+
+class RestorationLoss(nn.Module):
+    """The weighted sum of the enabled terms; returns the total and a dict of the terms (for logging).
+
+    ``pred`` is the model's training output: a tensor, or a dict with ``image`` and optionally
+    ``transmission`` and ``airlight``. ``batch`` holds ``degraded`` and ``clean``.
+    """
+
+    def __init__(self, l1: float = 1.0, asm: float = 0.0, contrast: float = 0.0, features: str = "random") -> None:
+        super().__init__()
+        self.w_l1, self.w_asm, self.w_cp = l1, asm, contrast
+        self.cp = ContrastPerceptualLoss(features) if contrast > 0 and features != "none" else None
+
+    def forward(self, pred, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        if isinstance(pred, torch.Tensor):
+            pred = {"image": pred}
+        out, clean, hazy = pred["image"].float(), batch["clean"], batch["degraded"]
+        terms: dict[str, torch.Tensor] = {}
+        if self.w_l1:
+            terms["l1"] = self.w_l1 * F.l1_loss(out, clean)
+        if self.w_asm and "transmission" in pred:
+            a = pred.get("airlight", 1.0)
+            a = a.float() if isinstance(a, torch.Tensor) else a
+            terms["asm"] = self.w_asm * asm_reconstruction(out, pred["transmission"].float(), a, hazy)
+        if self.cp is not None:
+            terms["contrast"] = self.w_cp * self.cp(out, clean, hazy)
+        total = sum(terms.values()) if terms else out.new_zeros(())
+        return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,368 @@
+"""The trainer: iterations, AdamW, warm-up + cosine, EMA, gradient clipping, validation, logs, exact resume, DDP.
+
+One entry point serves one process and ``torchrun`` (``WORLD_SIZE`` > 1: gloo on CPU, NCCL on GPU). A run
+directory holds ``checkpoint.pt`` (model, EMA, optimiser, iteration, RNG states; written atomically every
+``ckpt_every`` iterations), ``train_log.csv``, ``val_log.csv``, ``config.yaml`` and, at the end,
+``ema.safetensors`` (the exported EMA weights). Starting a run whose directory holds a checkpoint resumes it;
+because every batch is a function of the iteration (see :class:`~clearsight.train.data.IterationBatches`),
+a resumed run reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .._errors import ClearsightError
+from .config import TrainConfig, config_to_dict
+from .data import IterationBatches, build_train_dataset, build_val_items
+from .losses import RestorationLoss
+
+__all__ = ["Trainer", "train"]
+
+_LOG_FIELDS = ["iteration", "lr", "loss", "l1", "asm", "contrast", "seconds_per_it"]
+
+
+class _TrainForward(nn.Module):
+    """Calls ``forward_train`` when the model has one, so DDP's hooks see it as ``forward``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        f = getattr(self.model, "forward_train", None)
+        return f(x) if f is not None else self.model(x)
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # loader workers run side by side; threads inside each would oversubscribe
+
+
+def _checksum(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+class Trainer:
+    """Train ``cfg.model`` on ``cfg.data`` as ``cfg`` says; :meth:`fit` runs (or resumes) to the end.
+
+    Args:
+        cfg: the run's configuration.
+        progress: show a progress bar (rank 0 only).
+        stop_after: stop (as if killed) once this many iterations are done in total; for tests and for
+            splitting a long run across sessions. The checkpoint written at that point resumes it.
+        time_limit: stop cleanly, with a checkpoint, after this many seconds (rank 0's clock decides).
+    """
+
+    def __init__(
+        self, cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, time_limit: float | None = None
+    ) -> None:
+        from ..models import build_arch
+
+        self.cfg, self.progress, self.stop_after, self.time_limit = cfg, progress, stop_after, time_limit
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        want = cfg.device
+        if want == "auto":
+            want = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(f"cuda:{local}" if want == "cuda" else want)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.out = Path(cfg.out)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        self.model = build_arch(cfg.model.name, **cfg.model.args)
+        if cfg.model.init:
+            from safetensors.torch import load_file
+
+            self.model.load_state_dict(load_file(cfg.model.init))
+        self.model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.loss = RestorationLoss(cfg.loss.l1, cfg.loss.asm, cfg.loss.contrast, cfg.loss.features).to(self.device)
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
+        )
+        self.start = 0
+        self._maybe_resume()
+        fwd = _TrainForward(self.model)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=ids)
+        self.forward = fwd
+
+    # -------------------------------------------------------------------------------------- schedule
+    def lr_at(self, it: int) -> float:
+        """Learning rate of iteration ``it`` (0-based): linear warm-up, then cosine from ``lr`` to ``min_lr``."""
+        o = self.cfg.optim
+        if o.warmup and it < o.warmup:
+            return o.lr * (it + 1) / o.warmup
+        frac = (it - o.warmup) / max(1, o.iterations - o.warmup)
+        return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+    # -------------------------------------------------------------------------------------- checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def _save_checkpoint(self, iteration: int) -> None:
+        if self.rank != 0:
+            return
+        state = {
+            "iteration": iteration,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optim": self.opt.state_dict(),
+            "config": config_to_dict(self.cfg),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+        }
+        tmp = self.checkpoint_path.with_name(f".checkpoint.tmp{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def _maybe_resume(self) -> None:
+        if not self.checkpoint_path.is_file():
+            return
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        if state["config"]["model"] != config_to_dict(self.cfg.model):
+            raise ClearsightError(
+                f"{self.checkpoint_path} was trained with another model config; choose a new out= or delete it"
+            )
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optim"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.start = int(state["iteration"])
+
+    # -------------------------------------------------------------------------------------- logs
+    def _open_logs(self):
+        if self.rank != 0:
+            return None
+        path = self.out / "train_log.csv"
+        rows = []
+        if self.start and path.is_file():  # drop what was logged after the checkpoint we resume from
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.start]
+        f = path.open("w", newline="")
+        w = csv.DictWriter(f, fieldnames=_LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        (self.out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False))
+        return f, w
+
+    def _tensorboard(self):
+        if self.rank != 0 or not self.cfg.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # tensorboard is optional
+            return None
+        return SummaryWriter(str(self.out / "tb"))
+
+    # -------------------------------------------------------------------------------------- validation
+    @torch.no_grad()
+    def validate(self, items: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Mean of each ``val_metrics`` entry over ``items`` for the EMA model (and the degraded input)."""
+        from ..metrics import create_metric
+
+        metrics = {m: create_metric(m) for m in self.cfg.val_metrics}
+        scores: dict[str, list[float]] = {m: [] for m in metrics}
+        scores.update({f"input_{m}": [] for m in metrics})
+        amp = self.cfg.amp == "bf16"
+        for k in range(0, len(items), 4):
+            chunk = items[k : k + 4]
+            x = torch.stack([c["degraded"] for c in chunk]).to(self.device)
+            y = torch.stack([c["clean"] for c in chunk])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                out = self.ema(x)
+            out = out.float().clamp(0, 1).cpu()
+            for m, f in metrics.items():
+                scores[m] += f(out, y).tolist()
+                scores[f"input_{m}"] += f(x.cpu(), y).tolist()
+        return {k: float(np.mean(v)) for k, v in scores.items()}
+
+    def _log_val(self, iteration: int, res: dict[str, float]) -> None:
+        path = self.out / "val_log.csv"
+        rows = []
+        if path.is_file():
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) < iteration]
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["iteration", *res])
+            w.writeheader()
+            w.writerows(rows)
+            w.writerow({"iteration": iteration, **{k: f"{v:.5f}" for k, v in res.items()}})
+
+    # -------------------------------------------------------------------------------------- EMA
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        d = self.cfg.ema
+        ep = list(self.ema.parameters())
+        mp = [p.detach() for p in self.model.parameters()]
+        torch._foreach_mul_(ep, d)
+        torch._foreach_add_(ep, mp, alpha=1 - d)
+        for eb, mb in zip(self.ema.buffers(), self.model.buffers()):
+            eb.copy_(mb)
+
+    # -------------------------------------------------------------------------------------- main loop
+    def fit(self) -> dict[str, Any]:
+        """Train from the current iteration to ``optim.iterations``; returns a summary (last losses, paths)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        total = cfg.optim.iterations
+        end = min(total, self.stop_after) if self.stop_after is not None else total
+        dataset = build_train_dataset(cfg.data, cfg.seed)
+        val_items = build_val_items(cfg.data, cfg.seed) if self.rank == 0 else []
+        workers = cfg.data.workers
+        if workers < 0:
+            workers = max(1, min(15, (os.cpu_count() or 2) // self.world - 1))
+        loader = DataLoader(
+            dataset,
+            batch_sampler=IterationBatches(self.start, end, cfg.data.batch, self.rank, self.world),
+            num_workers=workers,
+            worker_init_fn=_one_thread if workers else None,
+            prefetch_factor=4 if workers else None,
+            pin_memory=self.device.type == "cuda",
+        )
+        logs = self._open_logs()
+        tb = self._tensorboard()
+        bar = tqdm(
+            total=total, initial=self.start, disable=not self.progress or self.rank != 0, desc=cfg.name,
+            unit="it", dynamic_ncols=True,
+        )  # fmt: skip
+        amp = cfg.amp == "bf16"
+        self.model.train()
+        last: dict[str, float] = {}
+        t_start = t_last = time.time()
+        it_last = self.start
+        reached = self.start
+        for it, batch in zip(range(self.start, end), loader):
+            lr = self.lr_at(it)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            x = batch["degraded"]
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = self.forward(x)
+            loss, terms = self.loss(pred, batch)
+            if not torch.isfinite(loss):
+                raise ClearsightError(f"the loss became {float(loss)} at iteration {it + 1}; lower optim.lr")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip)
+            self.opt.step()
+            self._update_ema()
+            done = reached = it + 1
+            last = {"loss": float(loss.detach()), **terms}
+            bar.update(1)
+            if self.rank == 0 and (done % cfg.log_every == 0 or done == end):
+                now = time.time()
+                row = {"iteration": done, "lr": f"{lr:.3e}", "loss": f"{last['loss']:.6f}",
+                       "seconds_per_it": f"{(now - t_last) / max(1, done - it_last):.4f}"}  # fmt: skip
+                row.update({k: f"{v:.6f}" for k, v in terms.items()})
+                t_last, it_last = now, done
+                logs[1].writerow(row)
+                logs[0].flush()
+                bar.set_postfix(loss=f"{last['loss']:.4f}")
+                if tb is not None:
+                    for k, v in last.items():
+                        tb.add_scalar(f"train/{k}", v, done)
+            if self.rank == 0 and val_items and (done % cfg.val_every == 0 or done == total):
+                res = self.validate(val_items)
+                self._log_val(done, res)
+                bar.write(f"iteration {done}: " + ", ".join(f"{k} {v:.4f}" for k, v in res.items()))
+                if tb is not None:
+                    for k, v in res.items():
+                        tb.add_scalar(f"val/{k}", v, done)
+            out_of_time = self._out_of_time(t_start)
+            if done % cfg.ckpt_every == 0 or done == end or out_of_time:
+                self._save_checkpoint(done)
+            if out_of_time:
+                bar.write(f"time limit reached at iteration {done}; run the same command again to resume")
+                break
+        bar.close()
+        if logs is not None:
+            logs[0].close()
+        if tb is not None:
+            tb.close()
+        finished = reached >= total
+        summary = {"iterations": reached, "finished": finished, "last": last}
+        if finished:
+            summary.update(self._finish())
+        if self.world > 1:
+            dist.barrier()
+        return summary
+
+    def _out_of_time(self, t_start: float) -> bool:
+        if self.time_limit is None:
+            return False
+        flag = torch.tensor([float(time.time() - t_start > self.time_limit)])
+        if self.world > 1:  # every rank must stop at the same iteration
+            if self.device.type == "cuda":
+                flag = flag.to(self.device)
+            dist.broadcast(flag, 0)
+        return bool(flag.item())
+
+    def _finish(self) -> dict[str, Any]:
+        from ..models._weights import save_weights
+
+        out: dict[str, Any] = {}
+        (self.out / f"rank{self.rank}.json").write_text(json.dumps({"checksum": _checksum(self.model)}) + "\n")
+        if self.rank == 0:
+            path = save_weights(
+                self.ema, self.out / "ema.safetensors", self.cfg.model.name, self.cfg.model.args,
+                iterations=str(self.cfg.optim.iterations), config=yaml.safe_dump(config_to_dict(self.cfg)),
+            )  # fmt: skip
+            out["weights"] = str(path)
+        return out
+
+
+def train(
+    cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, time_limit: float | None = None
+) -> dict[str, Any]:
+    """Build a :class:`Trainer` and run it; tears the process group down afterwards under torchrun."""
+    try:
+        return Trainer(cfg, progress=progress, stop_after=stop_after, time_limit=time_limit).fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
