@@ -19,6 +19,10 @@ DOCTEST_MODULES = [
     "clearsight.models",
     "clearsight.priors.dcp",
     "clearsight.infer",
+    "clearsight.models.corun",
+    "clearsight.train",
+    "clearsight.train.config",
+    "clearsight.train.losses",
 ]
 
 

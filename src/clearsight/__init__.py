@@ -7,6 +7,7 @@ Public API::
     out = cs.restore(img, model="auto")       # picks dcp / dcp-night / dcp-dust per image
     cs.write_image("clear.png", out)
     cs.list_models(); cs.create_model("dcp", omega=0.9)
+    cs.create_model("corun.haze")              # a shipped network; cs.load_restorer("my.safetensors")
     cs.create_metric("psnr")(out, reference)  # one score per image
 
 Names are imported lazily, so ``import clearsight`` stays cheap.
@@ -47,6 +48,8 @@ _LAZY = {
     "models": None,
     "io": None,
     "infer": None,
+    "train": None,
+    "load_restorer": "models",
 }
 
 __all__ = sorted(k for k in _LAZY) + ["__version__"]
@@ -66,7 +69,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import infer, io, metrics, models, physics, priors
+    from . import infer, io, metrics, models, physics, priors, train
     from ._errors import (
         ClearsightError,
         CorruptImageError,
@@ -81,4 +84,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .infer import restore, restore_files
     from .io import ImageRecord, load_image, read_image, save_image, write_image
     from .metrics import create_metric, list_metrics
-    from .models import create_model, list_models, model_info
+    from .models import create_model, list_models, load_restorer, model_info

@@ -305,7 +305,7 @@ def _sniff_format(path: Path) -> str | None:
 def restore_files(
     inputs: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
-    model: str = "auto",
+    model: str | Restorer = "auto",
     tile: int | None = None,
     overlap: int = 32,
     fmt: str = "same",
@@ -324,7 +324,7 @@ def restore_files(
     Args:
         inputs: files, folders or glob patterns.
         outdir: output folder (created if missing).
-        model: restorer name (see :func:`clearsight.list_models`).
+        model: restorer name (see :func:`clearsight.list_models`) or a restorer object.
         tile: tile size; ``None`` for automatic, ``0`` to never tile.
         overlap: tile overlap in pixels.
         fmt: ``same`` (the input's format; GIF and other read-only formats become PNG) or one of
@@ -337,7 +337,8 @@ def restore_files(
     """
     if fmt != "same" and fmt not in WRITABLE_FORMATS:
         raise ClearsightError(f"unknown output format {fmt!r}; choose same, {', '.join(WRITABLE_FORMATS)}")
-    restorer = create_model(model)
+    restorer = create_model(model) if isinstance(model, str) else model
+    model = restorer.name
     outdir = Path(outdir)
     summary = Summary()
 

@@ -106,11 +106,16 @@ def _crop_b64(arrs: list[np.ndarray], size: int = 256) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
-    """Run the benchmark; returns a JSON-friendly dict (see :func:`write_reports`)."""
+def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = None) -> dict:
+    """Run the benchmark; returns a JSON-friendly dict (see :func:`write_reports`).
+
+    ``restorers`` maps some of ``cfg.methods`` to restorer objects (e.g. a configured variant that is not a
+    registry name); the others are built with :func:`~clearsight.models.create_model`.
+    """
     fr = {n: create_metric(n) for n in cfg.fr_metrics}
     nr = {n: create_metric(n) for n in cfg.nr_metrics}
-    restorers = {m: create_model(m) for m in cfg.methods}
+    given = restorers or {}
+    restorers = {m: given[m] if m in given else create_model(m) for m in cfg.methods}
     result: dict = {"methods": cfg.methods, "paired": {}, "unpaired": {}, "speed": {}, "crops": []}
     timing = {m: [0.0, 0.0] for m in cfg.methods}  # seconds, megapixels
     peaks = {m: 0 for m in cfg.methods}

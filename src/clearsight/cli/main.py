@@ -67,6 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
         "-m", "--model", default="auto", choices=_models(), help="restorer (default: auto; see 'clearsight models')"
     )
     r.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="run the network in this .safetensors file (from 'clearsight train' or 'adapt') instead of --model",
+    )
+    r.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="learned models: bf16 autocast where the CPU has it (auto), always, or never (default: auto)",
+    )
+    r.add_argument(
+        "--max-pixels",
+        type=int,
+        default=300_000,
+        metavar="N",
+        help="learned models: restore at most N pixels at once, larger images through guided upsampling; "
+        "0 for full resolution (slower) (default: 300000)",
+    )
+    r.add_argument(
         "--tile",
         type=_tile,
         default=None,
@@ -404,6 +423,18 @@ def _summarise(summary, seconds: float) -> None:
             print(f"  failed:  {r.message}")
 
 
+def _restorer(args: argparse.Namespace):
+    """The restorer of ``restore``: a weights file, a learned model with its options, or a name."""
+    from ..models import create_model, load_restorer, model_info
+
+    opts = {"precision": args.precision, "max_pixels": args.max_pixels or None}
+    if args.weights:
+        return load_restorer(args.weights, **opts)
+    if model_info(args.model).kind == "learned":
+        return create_model(args.model, **opts)
+    return args.model
+
+
 def _cmd_restore(args: argparse.Namespace) -> int:
     from ..infer import restore_files
 
@@ -415,7 +446,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     summary = restore_files(
         args.inputs,
         args.output,
-        model=args.model,
+        model=_restorer(args),
         tile=args.tile,
         overlap=args.overlap,
         fmt=args.fmt,
@@ -461,6 +492,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         report=True,
         json=None,
         quiet=True,
+        weights=None,
+        precision="auto",
+        max_pixels=300_000,
     )
     code = _cmd_restore(ns)
     print(f"results in {Path(args.output).resolve()}")
@@ -470,7 +504,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 a file failed, 2 bad usage)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides of 'train' may come after its options; anything else is an error
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._errors import ClearsightError
 from .._registry import Registry
 from ..priors.auto import Auto
 from ..priors.base import Restorer
@@ -22,7 +23,16 @@ from ..priors.dcp import DCP
 from ..priors.dust import DustDCP
 from ..priors.night import NightDCP
 
-__all__ = ["ModelInfo", "MODELS", "ARCHS", "create_model", "list_models", "model_info", "build_arch"]
+__all__ = [
+    "ModelInfo",
+    "MODELS",
+    "ARCHS",
+    "create_model",
+    "list_models",
+    "model_info",
+    "build_arch",
+    "load_restorer",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,48 @@ for _cls in (Auto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
 
 
+def load_restorer(weights, name: str | None = None, pretrained: bool = True, **overrides) -> Restorer:
+    """A restorer running the network of a weights file (``clearsight restore --weights FILE``).
+
+    ``overrides`` go to :class:`~clearsight.models.learned.NetworkRestorer` (``precision``, ``max_pixels``,
+    ``halo``).
+    """
+    import json
+    from pathlib import Path
+
+    from ._weights import load_weights, read_metadata
+    from .learned import NetworkRestorer
+
+    if pretrained:
+        net, meta = load_weights(weights)
+    else:
+        meta = read_metadata(weights)
+        net = build_arch(meta["arch"], **json.loads(meta.get("args", "{}")))
+    name = name or meta.get("name") or Path(weights).stem
+    return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
+
+
+def _register_shipped() -> None:
+    from ._weights import read_metadata
+    from .learned import WEIGHTS_DIR
+
+    for f in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+        arch, _, tag = f.stem.partition("_")
+        name = f"{arch}.{tag}" if tag else arch
+        try:
+            desc = read_metadata(f).get("description", f"{arch} network")
+        except ClearsightError as e:  # keep the other models usable; the error shows when this one is used
+            desc = f"unusable: {e}"
+
+        def factory(pretrained: bool = True, _f=f, _name=name, **kw) -> Restorer:
+            return load_restorer(_f, _name, pretrained, **kw)
+
+        MODELS.register(name, ModelInfo(name, desc, "learned", factory))
+
+
+_register_shipped()
+
+
 def list_models(pattern: str | None = None) -> list[str]:
     """Names of the registered restorers, optionally filtered with a shell-style ``pattern``."""
     return MODELS.names(pattern)
@@ -87,4 +139,6 @@ def create_model(name: str, pretrained: bool = True, **overrides) -> Restorer:
         **overrides: configuration fields to change, e.g. ``create_model("dcp", omega=0.8)``.
     """
     info = MODELS.get(name)
+    if info.kind == "learned":
+        return info.factory(pretrained=pretrained, **overrides)
     return info.factory(**overrides)

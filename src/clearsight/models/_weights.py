@@ -30,6 +30,9 @@ def save_weights(module: nn.Module, path: str | os.PathLike, arch: str, args: di
     metadata.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates files readable by the owner only
     os.replace(tmp, path)
     return path
 

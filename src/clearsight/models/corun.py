@@ -126,9 +126,12 @@ class MSMSA(nn.Module):
             return t.reshape(b, h * w, self.heads, self.dim_head).permute(0, 2, 3, 1)
 
         q, k, vh = split(q), split(k), split(v)
-        q = F.normalize(q.float(), dim=-1)
-        k = F.normalize(k.float(), dim=-1)
-        attn = ((k @ q.transpose(-2, -1)) * self.rescale).softmax(-1)  # (B, heads, d, d)
+        # cosine similarity of k and q along the spatial axis; dividing the small (d x d) product by the norms
+        # equals normalising q and k first, without two passes over the full-resolution tensors
+        qn = torch.linalg.vector_norm(q, dim=-1, dtype=torch.float32).clamp_min(1e-12)
+        kn = torch.linalg.vector_norm(k, dim=-1, dtype=torch.float32).clamp_min(1e-12)
+        sim = (k @ q.transpose(-2, -1)).float() / (kn[..., :, None] * qn[..., None, :])
+        attn = (sim * self.rescale).softmax(-1)  # (B, heads, d, d)
         out = (attn.to(vh.dtype) @ vh).permute(0, 3, 1, 2).reshape(b, h * w, self.heads * self.dim_head)
         out = self.proj(out).reshape(b, h, w, c)
         pos = self.pos_emb(v.reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

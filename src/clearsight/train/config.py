@@ -169,6 +169,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads '3e-4' (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -211,7 +216,7 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists() or p.is_dir():
             raise ConfigError(f"{p}: no such config file")
         try:
             data = yaml.safe_load(p.read_text()) or {}

@@ -1,0 +1,169 @@
+"""The training engine: configs, losses, a short run that learns, exact resume after a kill, torchrun DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import hazy_scene, run_cli, scene, to_u8
+
+from clearsight.io import save_image
+from clearsight.train import ConfigError, ContrastPerceptualLoss, RandomFeatures, RestorationLoss, load_config, train
+from clearsight.train.data import IterationBatches
+from clearsight.train.losses import asm_reconstruction
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """Clean images for synthesis and hazy/clean pairs, all generated."""
+    root = tmp_path_factory.mktemp("data")
+    for d in ("clean", "pairs/hazy", "pairs/clean"):
+        (root / d).mkdir(parents=True)
+    for i in range(4):
+        save_image(root / "clean" / f"{i}.png", to_u8(scene(72, 88, seed=i)))
+        hz, cl, _ = hazy_scene(48, 48, seed=i)
+        save_image(root / "pairs/hazy" / f"{i}.png", to_u8(hz))
+        save_image(root / "pairs/clean" / f"{i}.png", to_u8(cl))
+    return root
+
+
+def _overrides(root: Path, out: Path, **extra) -> list[str]:
+    base = {
+        "out": str(out), "data.root": str(root), "model.args": "{preset: tiny}", "amp": "none",
+        "channels_last": "false", "data.workers": "0", "data.batch": "2", "data.crop": "32",
+        "data.sources": "[clean]", "data.presets": "{day_haze: 1, sand_dust: 1}", "data.depth": "random",
+        "data.val_sources": "[]", "log_every": "1", "ckpt_every": "4", "optim.lr": "2e-3",
+        "optim.min_lr": "2e-3", "optim.iterations": "1000", "loss.contrast": "0.2", "loss.features": "random",
+    }  # fmt: skip
+    base.update({k.replace("__", "."): str(v) for k, v in extra.items()})
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def _losses(out: Path) -> list[float]:
+    with (out / "train_log.csv").open() as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+# ------------------------------------------------------------------------------------------ configs
+def test_config_overrides_are_typed_and_checked(tmp_path):
+    cfg = load_config(None, ["optim.lr=3e-4", "data.presets={a: 1, b: 2}", "data.sources=[x, y]", "amp=none"])
+    assert cfg.optim.lr == 3e-4 and cfg.data.presets == {"a": 1.0, "b": 2.0} and cfg.data.sources == ["x", "y"]
+    with pytest.raises(ConfigError, match="unknown key optim.lrr"):
+        load_config(None, ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_config(None, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["optim.lr"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(bad)
+
+
+def test_recipes_load():
+    for path in Path(__file__).resolve().parents[1].glob("recipes/*.yaml"):
+        if "stages" in path.read_text():  # degradation pipelines, not training configs
+            continue
+        load_config(path)
+
+
+def test_batches_are_disjoint_across_ranks_and_resume_where_they_stopped():
+    full = list(IterationBatches(0, 6, 3, rank=0, world=2))
+    other = list(IterationBatches(0, 6, 3, rank=1, world=2))
+    assert not {i for b in full for i in b} & {i for b in other for i in b}
+    assert list(IterationBatches(4, 6, 3, rank=0, world=2)) == full[4:]
+
+
+# ------------------------------------------------------------------------------------------ losses
+def test_losses():
+    x, neg = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    for feats in ("random", "gradient"):
+        cp = ContrastPerceptualLoss(feats)
+        assert float(cp(x, x, neg)) == 0.0
+        near = (x + 0.05 * (neg - x)).clamp(0, 1)
+        far = (x + 0.6 * (neg - x)).clamp(0, 1)
+        assert float(cp(near, x, neg)) < float(cp(far, x, neg))
+    assert all(torch.equal(a, b) for a, b in zip(RandomFeatures().parameters(), RandomFeatures().parameters()))
+    t, a = torch.rand(2, 1, 32, 32), torch.tensor([0.9, 0.8, 0.7]).view(1, 3, 1, 1)
+    hazy = x * t + a * (1 - t)
+    assert float(asm_reconstruction(x, t, a, hazy)) < 1e-6
+    total, terms = RestorationLoss(1.0, 0.1, 0.2)({"image": x, "transmission": t, "airlight": a},
+                                                  {"clean": x, "degraded": hazy})  # fmt: skip
+    assert float(total) < 1e-6 and set(terms) == {"l1", "asm", "contrast"}
+
+
+# ------------------------------------------------------------------------------------------ training runs
+def test_short_run_decreases_the_loss(data_root, tmp_path):
+    out = tmp_path / "run"
+    cfg = load_config(None, _overrides(data_root, out, data__kind="paired", data__degraded="pairs/hazy",
+                                       data__clean="pairs/clean", data__crop=48, optim__iterations=20,
+                                       **{"loss.contrast": 0}))  # fmt: skip
+    res = train(cfg, progress=False)
+    assert res["finished"] and Path(res["weights"]).is_file()
+    losses = _losses(out)
+    assert len(losses) == 20
+    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4])
+
+
+def _train_cmd(root: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "clearsight", "train", "/dev/null", *_overrides(root, out), "--no-progress", *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_kill_and_resume_reproduces_the_loss_curve(data_root, tmp_path):
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_train_cmd(data_root, ref, "--stop-after", "12"), env=_env(), check=True, capture_output=True)
+    proc = subprocess.Popen(_train_cmd(data_root, killed), env=_env(), stdout=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it (SIGKILL: no clean-up) once a checkpoint exists and it has gone past it
+        if (killed / "checkpoint.pt").is_file() and (killed / "train_log.csv").is_file():
+            if len(_losses(killed)) >= 9:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped_at = len(_losses(killed))
+    assert stopped_at < 1000, "the run finished before it could be killed"
+    subprocess.run(_train_cmd(data_root, killed, "--stop-after", "12"), env=_env(), check=True, capture_output=True)
+    a, b = _losses(ref), _losses(killed)
+    assert len(a) == len(b) == 12
+    assert np.allclose(a, b, rtol=1e-5, atol=1e-7), (a, b)
+
+
+def test_torchrun_two_processes_hold_identical_weights(data_root, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "clearsight", "train", "/dev/null", *_overrides(data_root, out, optim__iterations=4),
+           "--no-progress"]  # fmt: skip
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    sums = [json.loads((out / f"rank{r}.json").read_text())["checksum"] for r in (0, 1)]
+    assert sums[0] == sums[1]
+    assert len(_losses(out)) == 4 and (out / "ema.safetensors").is_file()
+
+
+def test_cli_train_then_restore_with_the_weights(data_root, tmp_path):
+    out = tmp_path / "cli"
+    res = run_cli("train", "/dev/null", *_overrides(data_root, out, optim__iterations=3), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "finished at iteration 3" in res.stdout
+    res = run_cli("restore", str(data_root / "pairs/hazy/0.png"), "-o", str(tmp_path / "restored"),
+                  "--weights", str(out / "ema.safetensors"), "-q")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "restored/0.png").is_file()
+    bad = run_cli("train", "/dev/null", "optim.lr=fast")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "expected a number" in bad.stderr
+    empty = run_cli("train", "/dev/null", f"data.root={tmp_path}", "data.sources=[nothing]", f"out={tmp_path}/e")
+    assert empty.returncode == 1 and "nothing" in empty.stderr
