@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint bench-classical bench-baselines downstream samples clean
+.PHONY: demo test lint bench-classical bench-learned bench-baselines downstream samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(VENV)/.dev
 
 bench-classical: $(VENV)/.dev
 	$(BIN)/python benchmarks/classical.py --data ../shared/data
+
+bench-learned: $(VENV)/.dev
+	$(BIN)/python benchmarks/learned.py --data ../shared/data
 
 # extras for the downstream-task check (OCR with rapidocr's bundled PP-OCR models, OpenCV face detection)
 downstream: $(VENV)/.dev
