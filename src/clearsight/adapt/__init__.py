@@ -1,0 +1,31 @@
+"""Domain adaptation: CORAL alignment, sample re-weighting, Colabator pseudo-labelling, and ``adapt``.
+
+Example:
+    >>> import torch
+    >>> from clearsight.adapt import coral_exp_loss
+    >>> f = torch.randn(32, 4)
+    >>> float(coral_exp_loss(f, f))
+    0.0
+"""
+
+from .colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment, weight_map
+from .coral import Projection, coral_exp_loss, coral_loss, feature_covariance
+from .reweight import RFFWeightLearner, decorrelation_loss, density_ratio_weights, random_fourier_features
+
+__all__ = [
+    "LabelPool",
+    "PoolEntry",
+    "Projection",
+    "RFFWeightLearner",
+    "block_map",
+    "clear_probability",
+    "coral_exp_loss",
+    "coral_loss",
+    "decorrelation_loss",
+    "density_ratio_weights",
+    "feature_covariance",
+    "random_fourier_features",
+    "sharpness_quality",
+    "strong_augment",
+    "weight_map",
+]
