@@ -91,3 +91,60 @@ def test_strong_augment_keeps_shape_and_range_and_is_seeded():
     a = strong_augment(x, torch.Generator().manual_seed(1))
     b = strong_augment(x, torch.Generator().manual_seed(1))
     assert a.shape == x.shape and torch.equal(a, b) and 0 <= float(a.min()) and float(a.max()) <= 1
+
+
+def _target(folder, n):
+    from conftest import to_u8
+
+    from clearsight.io import save_image
+
+    folder.mkdir()
+    for i in range(n):
+        save_image(folder / f"{i}.png", to_u8(hazy_scene(72, 80, seed=i)[0]))
+    return folder
+
+
+def test_adapt_end_to_end_through_the_cli(tmp_path):
+    from conftest import run_cli
+
+    target = _target(tmp_path / "cam", 6)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    from conftest import to_u8
+
+    from clearsight.io import save_image
+
+    save_image(clean / "c.png", to_u8(scene(72, 80, seed=9)))
+    out = tmp_path / "adapted.safetensors"
+    args = ["adapt", "--target", str(target), "--out", str(out), "--iters", "4", "--size", "48", "--eval-every", "2",
+            "--clean", str(clean), "-q"]  # fmt: skip
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert "held-out (1)" in r.stdout and out.is_file() and out.with_name(out.name + ".ckpt").is_file()
+    r2 = run_cli(*args)  # the same command again resumes from the finished checkpoint
+    assert r2.returncode == 0 and "resuming at iteration 4" in r2.stdout
+    r3 = run_cli("restore", str(target / "0.png"), "-o", str(tmp_path / "res"), "--weights", str(out), "-q")
+    assert r3.returncode == 0 and (tmp_path / "res/0.png").is_file()
+    # the adapted file records where it came from
+    from clearsight.models._weights import read_metadata
+
+    meta = read_metadata(out)
+    assert meta["method"] == "colabator" and meta["adapted_from"].endswith("corun_haze.safetensors")
+    coral = tmp_path / "coral.safetensors"
+    r4 = run_cli(*[a if a != str(out) else str(coral) for a in args], "--method", "coral")
+    assert r4.returncode == 0, r4.stderr
+    assert read_metadata(coral)["method"] == "coral"
+
+
+def test_adapt_refuses_bad_setups(tmp_path):
+    from conftest import run_cli
+
+    few = _target(tmp_path / "few", 3)
+    r = run_cli("adapt", "--target", str(few), "--out", str(tmp_path / "a.safetensors"), "-q")
+    assert r.returncode == 1 and "usable images" in r.stderr and r.stderr.count("\n") == 1
+    r = run_cli("adapt", "--target", str(few), "--out", str(tmp_path / "a.safetensors"), "--method", "coral", "-q")
+    assert r.returncode == 1 and "--clean" in r.stderr
+    r = run_cli("adapt", "--model", "dcp", "--target", str(few), "--out", str(tmp_path / "a.safetensors"), "-q")
+    assert r.returncode == 1 and "classical" in r.stderr
+    r = run_cli("adapt", "--target", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a.safetensors"), "-q")
+    assert r.returncode == 1 and "nowhere" in r.stderr

@@ -207,7 +207,47 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly with a checkpoint after this")
     tr.add_argument("--stop-after", type=int, metavar="N", help="stop after N iterations in total (resumable)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+
+    ad = sub.add_parser(
+        "adapt",
+        help="adapt a learned model to a folder of your own unlabeled images",
+        description="Adapt a learned restorer to your camera: point it at a folder of unlabeled degraded images "
+        "(every fifth is held out to show progress) and get a weights file for 'clearsight restore --weights'. "
+        "Re-running the same command resumes an interrupted run (OUT.ckpt).",
+    )
+    ad.add_argument("--model", default="corun.haze", help="learned model name or weights file (default: corun.haze)")
+    ad.add_argument("--target", required=True, metavar="DIR", help="folder of your unlabeled images")
+    ad.add_argument("--out", required=True, metavar="FILE.safetensors", help="adapted weights to write")
+    ad.add_argument("--method", default="colabator", choices=["colabator", "coral"], help="default: colabator")
+    ad.add_argument("--iters", type=int, default=500, help="adaptation iterations (default: 500)")
+    ad.add_argument("--clean", metavar="DIR", help="clean photos for synthetic pairs that anchor the model")
+    ad.add_argument("--size", type=int, default=128, help="training resolution of the target images (default 128)")
+    ad.add_argument("--batch", type=int, default=2, help="images per iteration (default: 2)")
+    ad.add_argument("--lr", type=float, default=5e-5, help="learning rate (default: 5e-5)")
+    ad.add_argument("--eval-every", type=int, default=100, metavar="N", help="held-out report every N iterations")
+    ad.add_argument("--seed", type=int, default=0)
+    ad.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ad.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from ..adapt.runner import AdaptConfig, adapt
+
+    if not str(args.out).endswith(".safetensors"):
+        from .._errors import ClearsightError
+
+        raise ClearsightError(f"--out {args.out}: the weights file must end in .safetensors")
+    cfg = AdaptConfig(
+        model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
+        size=args.size, batch=args.batch, lr=args.lr, eval_every=args.eval_every, seed=args.seed, amp=not args.fp32,
+    )  # fmt: skip
+    res = adapt(cfg, progress=not args.quiet)
+    first, last = res["history"][0], res["history"][-1]
+    trend = ", ".join(f"{k} {first[k]:.3f} -> {last[k]:.3f}" for k in first if k != "iteration")
+    print(f"adapted on {res['train_images']} images; held-out ({res['held_out']}): {trend}")
+    print(f"weights: {res['weights']}  (use: clearsight restore --weights {res['weights']} ...)")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -525,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "score": _cmd_score,
             "bench": _cmd_bench,
             "train": _cmd_train,
+            "adapt": _cmd_adapt,
         }
         return commands[args.command](args)
     except ClearsightError as e:

@@ -1,0 +1,251 @@
+"""``clearsight adapt``: adapt a learned restorer to a folder of a user's own unlabeled images.
+
+Methods:
+
+* ``colabator`` (default): the student trains on pseudo-labels of an EMA teacher, kept in the optimal label
+  pool and weighted per pixel by the coherence map (see :mod:`clearsight.adapt.colabator`), plus the
+  scattering-model and contrast-perceptual terms on the real images and, with ``clean``, the supervised
+  loss on synthetic pairs so that the network does not drift.
+* ``coral``: the supervised loss on synthetic pairs (``clean`` is required) plus RSR's bounded CORAL loss
+  between the bottleneck features of synthetic and real batches.
+
+Every fifth target image is held out: never trained on, used to report the trend of NIQE and the haze score
+of the teacher's output. The run checkpoints next to its output (``OUT.ckpt``) and resumes from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._errors import ClearsightError
+from ..io import load_image
+from .colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment
+from .colabator import weight_map as make_weight_map
+from .coral import coral_exp_loss
+
+__all__ = ["AdaptConfig", "adapt", "MIN_IMAGES"]
+
+#: Fewest usable target images (after holding out every fifth) that ``adapt`` accepts.
+MIN_IMAGES = 4
+#: Side of the held-out views on which progress is measured.
+EVAL_SIZE = 256
+
+
+@dataclass
+class AdaptConfig:
+    """What ``adapt`` does. ``model`` is a registered learned model or a weights file."""
+
+    model: str
+    target: str
+    out: str
+    method: str = "colabator"
+    iters: int = 500
+    clean: str | None = None
+    presets: dict[str, float] = field(
+        default_factory=lambda: {"day_haze": 0.4, "dense_haze": 0.2, "night_haze": 0.2, "sand_dust": 0.2}
+    )
+    size: int = 128
+    batch: int = 2
+    lr: float = 5e-5
+    ema: float = 0.999
+    eval_every: int = 100
+    ckpt_every: int = 50
+    seed: int = 0
+    amp: bool = True
+
+
+def _load_net(model: str):
+    from ..models import model_info
+    from ..models._weights import load_weights, read_metadata
+    from ..models.learned import WEIGHTS_DIR
+
+    if Path(model).is_file():
+        path = Path(model)
+    else:
+        info = model_info(model)
+        if info.kind != "learned":
+            raise ClearsightError(f"{model} is a classical restorer; adapt needs a learned model (e.g. corun.haze)")
+        arch, _, tag = model.partition(".")
+        path = WEIGHTS_DIR / f"{arch}_{tag}.safetensors"
+    net, meta = load_weights(path)
+    return net, read_metadata(path) | {"source": str(path)}, meta
+
+
+def _read_target(target: str, size: int) -> tuple[list[str], list[np.ndarray], list[str], list[np.ndarray]]:
+    from ..degrade.dataset import image_files
+
+    try:
+        files = image_files(target)
+    except FileNotFoundError as e:
+        raise ClearsightError(str(e)) from None
+    imgs, names = [], []
+    for f in files:
+        try:
+            rgb = load_image(f).rgb
+        except ClearsightError:
+            continue  # unreadable files are skipped, not fatal
+        rgb = rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 65535.0)
+        if min(rgb.shape[:2]) < 16:
+            continue
+        # training views at `size` (as Colabator resizes to 288); held-out views at 256 for the metrics
+        s = size if len(names) % 5 != 4 else EVAL_SIZE
+        interp = cv2.INTER_AREA if min(rgb.shape[:2]) > s else cv2.INTER_CUBIC
+        imgs.append(np.clip(cv2.resize(rgb, (s, s), interpolation=interp), 0, 1))
+        names.append(str(f))
+    train = [(n, i) for k, (n, i) in enumerate(zip(names, imgs)) if k % 5 != 4]
+    held = [(n, i) for k, (n, i) in enumerate(zip(names, imgs)) if k % 5 == 4]
+    if len(train) < MIN_IMAGES:
+        raise ClearsightError(
+            f"{target}: {len(imgs)} usable images; adapt needs at least {MIN_IMAGES + 1} "
+            "(every fifth is held out to measure progress)"
+        )
+    return [n for n, _ in train], [i for _, i in train], [n for n, _ in held], [i for _, i in held]
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
+
+
+def _forward(net, x):
+    f = getattr(net, "forward_train", None)
+    return f(x) if f is not None else {"image": net(x)}
+
+
+@torch.no_grad()
+def _evaluate(net, held: list[np.ndarray], amp: bool) -> dict[str, float]:
+    from ..metrics import create_metric
+
+    if not held:
+        return {}
+    niqe, haze = create_metric("niqe"), create_metric("haze_score")
+    x = torch.stack([_t(h) for h in held])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        y = net(x).float().clamp(0, 1)
+    return {"niqe": float(niqe(y).mean()), "haze_score": float(haze(y).mean())}
+
+
+def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
+    """Run the adaptation ``cfg`` describes (resuming from ``cfg.out + '.ckpt'``); returns a summary."""
+    from tqdm.auto import tqdm
+
+    from ..models._weights import save_weights
+    from ..train.losses import ContrastPerceptualLoss
+
+    if cfg.method not in ("colabator", "coral"):
+        raise ClearsightError(f"unknown method {cfg.method!r}: choose colabator or coral (rsr needs the RSR network)")
+    if cfg.method == "coral" and not cfg.clean:
+        raise ClearsightError("--method coral needs --clean DIR (synthetic pairs anchor the decoder)")
+    if cfg.iters < 1:
+        raise ClearsightError("--iters must be at least 1")
+    torch.manual_seed(cfg.seed)
+    student, meta, _ = _load_net(cfg.model)
+    names, train_imgs, _, held = _read_target(cfg.target, cfg.size)
+    teacher = copy.deepcopy(student).eval().requires_grad_(False)
+    student.train()
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    cp = ContrastPerceptualLoss("random")
+    pool = LabelPool()
+    synth = None
+    if cfg.clean:
+        from ..degrade.dataset import SynthesisDataset
+
+        synth = SynthesisDataset(cfg.clean, preset=dict(cfg.presets), crop=cfg.size, length=10**9, seed=cfg.seed,
+                                 depth="random")  # fmt: skip
+    feats: dict[str, torch.Tensor] = {}
+    if cfg.method == "coral":
+        last = student.j_nets[-1].bottleneck if hasattr(student, "j_nets") else None
+        if last is None:
+            raise ClearsightError("--method coral supports CORUN models")
+        last.register_forward_hook(lambda m, i, o: feats.__setitem__("f", o))
+    ckpt = Path(str(cfg.out) + ".ckpt")
+    start, history = 0, []
+    if ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ClearsightError(f"{ckpt} belongs to a run with other settings; delete it or change --out")
+        student.load_state_dict(state["student"])
+        teacher.load_state_dict(state["teacher"])
+        opt.load_state_dict(state["optim"])
+        pool.load_state_dict(state["pool"])
+        start, history = state["iteration"], state["history"]
+        log(f"resuming at iteration {start}")
+    if start == 0:
+        history.append({"iteration": 0, **_evaluate(teacher, held, cfg.amp)})
+        log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]))
+    bar = tqdm(total=cfg.iters, initial=start, disable=not progress, desc=f"adapt ({cfg.method})", unit="it")
+    gen = torch.Generator()
+    for it in range(start, cfg.iters):
+        gen.manual_seed(cfg.seed * 1_000_003 + it)
+        idx = [(it * cfg.batch + b) % len(train_imgs) for b in range(cfg.batch)]
+        real = torch.stack([_t(train_imgs[i]) for i in idx])
+        loss = real.new_zeros(())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+            if synth is not None:
+                items = [synth[it * cfg.batch + b] for b in range(cfg.batch)]
+                xs, ys = torch.stack([i["degraded"] for i in items]), torch.stack([i["clean"] for i in items])
+                ps = _forward(student, xs)
+                loss = loss + 2.5 * F.l1_loss(ps["image"].float(), ys)
+                fs = feats.get("f")
+            if cfg.method == "colabator":
+                with torch.no_grad():
+                    label = teacher(real).float().clamp(0, 1)
+                    q, c = sharpness_quality(label), clear_probability(label)
+                    wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_probability))
+                labels, weights = [], []
+                for b, i in enumerate(idx):
+                    e, _ = pool.offer(names[i], PoolEntry(label[b], float(q[b]), float(c[b]), wmap[b]))
+                    labels.append(e.label)
+                    weights.append(e.weight)
+                lab, w = torch.stack(labels), torch.stack(weights)
+                strong = strong_augment(real, gen)
+                pr = _forward(student, strong)
+                out = pr["image"].float()
+                loss = loss + 5 * ((out - lab).abs() * w).mean() + 0.2 * cp(out, lab, strong)
+                if "transmission" in pr:
+                    t, a = pr["transmission"].float(), pr["airlight"].float()
+                    loss = loss + 0.005 * ((out * t + a * (1 - t) - strong).abs() * w).mean()
+            else:
+                _forward(student, real)
+                loss = loss + coral_exp_loss(fs.float(), feats["f"].float()) * 10.0
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pt, ps_ in zip(teacher.parameters(), student.parameters()):
+                pt.mul_(cfg.ema).add_(ps_.detach(), alpha=1 - cfg.ema)
+        done = it + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        if done % cfg.eval_every == 0 or done == cfg.iters:
+            history.append({"iteration": done, **_evaluate(teacher, held, cfg.amp)})
+            bar.write("held-out: " + json.dumps(history[-1]))
+        if done % cfg.ckpt_every == 0 or done == cfg.iters:
+            state = {
+                "iteration": done,
+                "student": student.state_dict(),
+                "teacher": teacher.state_dict(),
+                "optim": opt.state_dict(),
+                "pool": pool.state_dict(),
+                "history": history,
+                "config": asdict(cfg),
+            }
+            tmp = ckpt.with_name(f".{ckpt.name}.tmp{os.getpid()}")
+            torch.save(state, tmp)
+            os.replace(tmp, ckpt)
+    bar.close()
+    out = save_weights(
+        teacher, cfg.out, meta["arch"], json.loads(meta.get("args", "{}")),
+        description=f"{meta.get('description', meta['arch'])}; adapted ({cfg.method}) to {Path(cfg.target).name}",
+        adapted_from=meta["source"], method=cfg.method, iterations=str(cfg.iters), history=history,
+    )  # fmt: skip
+    return {"weights": str(out), "history": history, "train_images": len(train_imgs), "held_out": len(held)}
