@@ -61,6 +61,8 @@ class AdaptConfig:
     ckpt_every: int = 50
     seed: int = 0
     amp: bool = True
+    label_pool: bool = True
+    weight_map: bool = True
 
 
 def _load_net(model: str):
@@ -148,7 +150,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         raise ClearsightError("--iters must be at least 1")
     torch.manual_seed(cfg.seed)
     student, meta, _ = _load_net(cfg.model)
-    names, train_imgs, _, held = _read_target(cfg.target, cfg.size)
+    names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
     student.train()
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -201,8 +203,11 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                     q, c = sharpness_quality(label), clear_probability(label)
                     wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_probability))
                 labels, weights = [], []
+                if not cfg.weight_map:  # ablation: every pixel counts the same
+                    wmap = torch.ones_like(wmap)
                 for b, i in enumerate(idx):
-                    e, _ = pool.offer(names[i], PoolEntry(label[b], float(q[b]), float(c[b]), wmap[b]))
+                    cand = PoolEntry(label[b], float(q[b]), float(c[b]), wmap[b])
+                    e = pool.offer(names[i], cand)[0] if cfg.label_pool else cand  # ablation: always the newest
                     labels.append(e.label)
                     weights.append(e.weight)
                 lab, w = torch.stack(labels), torch.stack(weights)
@@ -248,4 +253,10 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         description=f"{meta.get('description', meta['arch'])}; adapted ({cfg.method}) to {Path(cfg.target).name}",
         adapted_from=meta["source"], method=cfg.method, iterations=str(cfg.iters), history=history,
     )  # fmt: skip
-    return {"weights": str(out), "history": history, "train_images": len(train_imgs), "held_out": len(held)}
+    return {
+        "weights": str(out),
+        "history": history,
+        "train_images": len(train_imgs),
+        "held_out": len(held),
+        "held_out_files": held_names,
+    }
