@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 import clearsight as cs
-from clearsight.adapt.runner import AdaptConfig, adapt
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
 from clearsight.metrics import psnr, ssim
+from clearsight.train.adapt import AdaptConfig, adapt
 
 VARIANTS = {
     "colabator": {"method": "colabator"},

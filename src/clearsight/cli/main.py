@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
-    from ..adapt.runner import AdaptConfig, adapt
+    from ..train.adapt import AdaptConfig, adapt
 
     if not str(args.out).endswith(".safetensors"):
         from .._errors import ClearsightError

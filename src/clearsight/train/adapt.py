@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from .._errors import ClearsightError
+from ..adapt.colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment
+from ..adapt.colabator import weight_map as make_weight_map
+from ..adapt.coral import coral_exp_loss
 from ..io import load_image
-from .colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment
-from .colabator import weight_map as make_weight_map
-from .coral import coral_exp_loss
 
 __all__ = ["AdaptConfig", "adapt", "MIN_IMAGES"]
 
