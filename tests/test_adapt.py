@@ -10,6 +10,7 @@ from clearsight.adapt import (
     PoolEntry,
     RFFWeightLearner,
     block_map,
+    classifier_clear_probability,
     clear_probability,
     coral_exp_loss,
     decorrelation_loss,
@@ -148,3 +149,19 @@ def test_adapt_refuses_bad_setups(tmp_path):
     assert r.returncode == 1 and "classical" in r.stderr
     r = run_cli("adapt", "--target", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a.safetensors"), "-q")
     assert r.returncode == 1 and "nowhere" in r.stderr
+
+
+def test_degradation_classifier_scores_haze():
+    from clearsight.models._weights import load_weights
+    from clearsight.models.learned import WEIGHTS_DIR
+
+    net, meta = load_weights(WEIGHTS_DIR / "degclass_synth.safetensors")
+    score = classifier_clear_probability(net)
+    clean = torch.stack([torch.from_numpy(scene(96, 96, seed=s)).permute(2, 0, 1) for s in range(4)])
+    hazy = torch.stack([torch.from_numpy(hazy_scene(96, 96, seed=s, beta=2.0)[0]).permute(2, 0, 1) for s in range(4)])
+    pc, ph = score(clean), score(hazy)
+    assert pc.shape == (4,) and 0 <= float(pc.min()) and float(pc.max()) <= 1
+    assert float(pc.mean()) > float(ph.mean()) + 0.2
+    assert float(meta["heldout_hazy_accuracy"]) >= 0.8
+    # it also scores 32-px blocks
+    assert block_map(hazy, score, 32).shape == (4, 1, 96, 96)

@@ -8,7 +8,16 @@ Example:
     0.0
 """
 
-from .colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment, weight_map
+from .colabator import (
+    LabelPool,
+    PoolEntry,
+    block_map,
+    classifier_clear_probability,
+    clear_probability,
+    sharpness_quality,
+    strong_augment,
+    weight_map,
+)
 from .coral import Projection, coral_exp_loss, coral_loss, feature_covariance
 from .reweight import RFFWeightLearner, decorrelation_loss, density_ratio_weights, random_fourier_features
 
@@ -18,6 +27,7 @@ __all__ = [
     "Projection",
     "RFFWeightLearner",
     "block_map",
+    "classifier_clear_probability",
     "clear_probability",
     "coral_exp_loss",
     "coral_loss",

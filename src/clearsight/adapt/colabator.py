@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["LabelPool", "PoolEntry", "block_map", "weight_map", "strong_augment", "clear_probability",
-           "sharpness_quality"]  # fmt: skip
+           "sharpness_quality", "classifier_clear_probability"]  # fmt: skip
 
 
 @dataclass
@@ -66,6 +66,16 @@ def clear_probability(x: torch.Tensor, centre: float = 0.2, width: float = 0.05,
 
     d = dark_channel(x.float().clamp(0, 1), patch).mean((1, 2, 3))
     return torch.sigmoid((centre - d) / width)
+
+
+def classifier_clear_probability(net: torch.nn.Module, size: int = 48) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A haze-free score from a degradation classifier (``1 - P(hazy classes)``), on inputs resized to ``size``."""
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x.float().clamp(0, 1), size=(size, size), mode="area" if x.shape[-1] > size else "bilinear")
+        return net.clear_probability(x)
+
+    return score
 
 
 def sharpness_quality(x: torch.Tensor, scale: float = 0.08) -> torch.Tensor:

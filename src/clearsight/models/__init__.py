@@ -99,12 +99,25 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
 
 
+@ARCHS.register("degclass")
+def _degclass(**args):
+    from .degclass import DegradationClassifier
+
+    return DegradationClassifier(**args)
+
+
+#: Architectures whose shipped weights are not image restorers (classifiers used by other parts).
+_NOT_RESTORERS = {"degclass"}
+
+
 def _register_shipped() -> None:
     from ._weights import read_metadata
     from .learned import WEIGHTS_DIR
 
     for f in sorted(WEIGHTS_DIR.glob("*.safetensors")):
         arch, _, tag = f.stem.partition("_")
+        if arch in _NOT_RESTORERS:
+            continue
         name = f"{arch}.{tag}" if tag else arch
         try:
             desc = read_metadata(f).get("description", f"{arch} network")

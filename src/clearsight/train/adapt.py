@@ -117,6 +117,19 @@ def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)
 
 
+def _clear_score():
+    """The haze-free scorer: the shipped degradation classifier when there is one, else the dark-channel proxy."""
+    from ..adapt.colabator import classifier_clear_probability
+    from ..models._weights import load_weights
+    from ..models.learned import WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / "degclass_synth.safetensors"
+    if path.is_file():
+        net, _ = load_weights(path)
+        return classifier_clear_probability(net.eval()), "degradation classifier"
+    return clear_probability, "dark-channel proxy"
+
+
 def _forward(net, x):
     f = getattr(net, "forward_train", None)
     return f(x) if f is not None else {"image": net(x)}
@@ -156,6 +169,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     cp = ContrastPerceptualLoss("random")
     pool = LabelPool()
+    clear_score, clear_name = _clear_score()
     synth = None
     if cfg.clean:
         from ..degrade.dataset import SynthesisDataset
@@ -182,7 +196,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         log(f"resuming at iteration {start}")
     if start == 0:
         history.append({"iteration": 0, **_evaluate(teacher, held, cfg.amp)})
-        log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]))
+        log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]) + f"; haze-free score: {clear_name}")
     bar = tqdm(total=cfg.iters, initial=start, disable=not progress, desc=f"adapt ({cfg.method})", unit="it")
     gen = torch.Generator()
     for it in range(start, cfg.iters):
@@ -200,8 +214,8 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
             if cfg.method == "colabator":
                 with torch.no_grad():
                     label = teacher(real).float().clamp(0, 1)
-                    q, c = sharpness_quality(label), clear_probability(label)
-                    wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_probability))
+                    q, c = sharpness_quality(label), clear_score(label)
+                    wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_score))
                 labels, weights = [], []
                 if not cfg.weight_map:  # ablation: every pixel counts the same
                     wmap = torch.ones_like(wmap)
