@@ -102,7 +102,6 @@ class SynthesisDataset(Dataset):
             self.tasks = [preset if isinstance(preset, str) else "custom"]
             self.task_p = np.ones(1)
             self.degraders = [Degrader.from_config(preset)]
-        self.degrader = self.degraders[0]
         self.crop, self.seed, self.depth_source = int(crop), int(seed), depth
         self.length = int(length) if length is not None else 8 * len(self.files)
         self.scene_kinds, self.min_scale, self.degrade = tuple(scene_kinds), float(min_scale), degrade

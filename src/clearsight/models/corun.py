@@ -350,6 +350,12 @@ class CORUN(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         return x, h, w
 
+    def estimate_airlight(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The airlight ``(B, 3, 1, 1)`` this network divides by (``None`` when it assumes A = 1)."""
+        if self.config.airlight != "estimate":
+            return None
+        return estimate_airlight_torch(x.float(), self.config.patch)
+
     def forward_train(self, x: torch.Tensor, airlight: torch.Tensor | None = None) -> dict:
         cfg = self.config
         p, h, w = self._pad(x)

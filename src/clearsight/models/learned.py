@@ -104,14 +104,12 @@ class NetworkRestorer(Restorer):
             return self.net(x, **kwargs).float().clamp(0, 1)
 
     def prepare(self, preview: np.ndarray) -> RestorerState:
-        cfg = getattr(self.net, "config", None)
         params = {}
-        if getattr(cfg, "airlight", None) == "estimate":
-            from .corun import estimate_airlight_torch
-
-            x = torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None]
-            a = estimate_airlight_torch(x, cfg.patch)
-            params["airlight"] = a[0, :, 0, 0].tolist()
+        hook = getattr(self.net, "estimate_airlight", None)
+        if hook is not None:
+            a = hook(torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None])
+            if a is not None:
+                params["airlight"] = a[0, :, 0, 0].tolist()
         reason = f"airlight {np.round(params['airlight'], 3).tolist()}" if params else ""
         return RestorerState(self.name, reason, params)
 

@@ -67,7 +67,7 @@ class AdaptConfig:
 
 def _load_net(model: str):
     from ..models import model_info
-    from ..models._weights import load_weights, read_metadata
+    from ..models._weights import load_weights
     from ..models.learned import WEIGHTS_DIR
 
     if Path(model).is_file():
@@ -79,7 +79,7 @@ def _load_net(model: str):
         arch, _, tag = model.partition(".")
         path = WEIGHTS_DIR / f"{arch}_{tag}.safetensors"
     net, meta = load_weights(path)
-    return net, read_metadata(path) | {"source": str(path)}, meta
+    return net, meta | {"source": str(path)}
 
 
 def _read_target(target: str, size: int) -> tuple[list[str], list[np.ndarray], list[str], list[np.ndarray]]:
@@ -153,7 +153,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     from tqdm.auto import tqdm
 
     from ..models._weights import save_weights
-    from ..train.losses import ContrastPerceptualLoss
+    from .losses import ContrastPerceptualLoss
 
     if cfg.method not in ("colabator", "coral"):
         raise ClearsightError(f"unknown method {cfg.method!r}: choose colabator or coral (rsr needs the RSR network)")
@@ -162,7 +162,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     if cfg.iters < 1:
         raise ClearsightError("--iters must be at least 1")
     torch.manual_seed(cfg.seed)
-    student, meta, _ = _load_net(cfg.model)
+    student, meta = _load_net(cfg.model)
     names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
     student.train()
