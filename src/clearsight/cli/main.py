@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--size", type=int, default=128, help="training resolution of the target images (default 128)")
     ad.add_argument("--batch", type=int, default=2, help="images per iteration (default: 2)")
     ad.add_argument("--lr", type=float, default=5e-5, help="learning rate (default: 5e-5)")
+    ad.add_argument(
+        "--ema",
+        type=float,
+        help="teacher EMA decay (default: 1 - 10/iters, at most 0.999, as Colabator's 0.999 suits 5000-iteration runs)",
+    )
     ad.add_argument("--eval-every", type=int, default=100, metavar="N", help="held-out report every N iterations")
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--fp32", action="store_true", help="no bf16 autocast")
@@ -240,7 +245,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         raise ClearsightError(f"--out {args.out}: the weights file must end in .safetensors")
     cfg = AdaptConfig(
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
-        size=args.size, batch=args.batch, lr=args.lr, eval_every=args.eval_every, seed=args.seed, amp=not args.fp32,
+        size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
+        amp=not args.fp32,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]

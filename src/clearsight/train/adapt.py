@@ -56,7 +56,7 @@ class AdaptConfig:
     size: int = 128
     batch: int = 2
     lr: float = 5e-5
-    ema: float = 0.999
+    ema: float | None = None  # None: 1 - 10 / iters, at most 0.999 (the teacher averages the last ~10 %)
     eval_every: int = 100
     ckpt_every: int = 50
     seed: int = 0
@@ -162,6 +162,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     if cfg.iters < 1:
         raise ClearsightError("--iters must be at least 1")
     torch.manual_seed(cfg.seed)
+    ema = cfg.ema if cfg.ema is not None else min(0.999, 1.0 - 10.0 / cfg.iters)
     student, meta = _load_net(cfg.model)
     names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
@@ -241,7 +242,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         opt.step()
         with torch.no_grad():
             for pt, ps_ in zip(teacher.parameters(), student.parameters()):
-                pt.mul_(cfg.ema).add_(ps_.detach(), alpha=1 - cfg.ema)
+                pt.mul_(ema).add_(ps_.detach(), alpha=1 - ema)
         done = it + 1
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
