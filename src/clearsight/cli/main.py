@@ -218,7 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--model", default="corun.haze", help="learned model name or weights file (default: corun.haze)")
     ad.add_argument("--target", required=True, metavar="DIR", help="folder of your unlabeled images")
     ad.add_argument("--out", required=True, metavar="FILE.safetensors", help="adapted weights to write")
-    ad.add_argument("--method", default="colabator", choices=["colabator", "coral"], help="default: colabator")
+    ad.add_argument(
+        "--method",
+        default="colabator",
+        choices=["colabator", "coral", "rsr"],
+        help="colabator (default): EMA-teacher pseudo-labels; coral: covariance alignment of synthetic and real "
+        "features; rsr: RSR/CID's two phases (RSR networks only; frozen encoder)",
+    )
+    ad.add_argument(
+        "--phases",
+        default="invariant,align",
+        help="rsr: phase order, 'invariant,align' (RSR, default) or 'align,invariant' (CID), or one of them",
+    )
+    ad.add_argument("--no-reweight", action="store_true", help="rsr: uniform sample weights (ablation)")
+    ad.add_argument("--align-weight", type=float, default=10.0, help="weight of the CORAL term (default 10)")
     ad.add_argument("--iters", type=int, default=500, help="adaptation iterations (default: 500)")
     ad.add_argument("--clean", metavar="DIR", help="clean photos for synthetic pairs that anchor the model")
     ad.add_argument("--size", type=int, default=128, help="training resolution of the target images (default 128)")
@@ -246,7 +259,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     cfg = AdaptConfig(
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
         size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
-        amp=not args.fp32,
+        amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]

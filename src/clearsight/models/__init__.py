@@ -74,6 +74,16 @@ def _corun(preset: str | None = None, **args):
     return CORUN(base, **args)
 
 
+@ARCHS.register("rsr")
+def _rsr(preset: str | None = None, **args):
+    from .rsr import RSRConfig, RSRNet
+
+    presets = {"paper": RSRConfig.paper, "cpu": RSRConfig.cpu, "tiny": RSRConfig.tiny}
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown RSR preset {preset!r} (choose {', '.join(presets)})")
+    return RSRNet(presets[preset]() if preset else None, **args)
+
+
 for _cls in (Auto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
 

@@ -8,6 +8,12 @@ Methods:
   loss on synthetic pairs so that the network does not drift.
 * ``coral``: the supervised loss on synthetic pairs (``clean`` is required) plus RSR's bounded CORAL loss
   between the bottleneck features of synthetic and real batches.
+* ``rsr``: RSR/CID's two phases for the RSR network, with its encoder frozen. ``invariant``: the supervised
+  loss on synthetic pairs with per-sample weights from StableNet's random-Fourier-feature weight learner on
+  the pooled representation ``z`` (``reweight=False``: uniform weights). ``align``: the bounded CORAL loss
+  between the covariances of the first decoder block's features on synthetic and real batches, with the
+  supervised loss anchoring the decoder. ``phases`` orders them (RSR: ``invariant,align``; CID:
+  ``align,invariant``) and splits the iterations evenly between them.
 
 Every fifth target image is held out: never trained on, used to report the trend of NIQE and the haze score
 of the teacher's output. The run checkpoints next to its output (``OUT.ckpt``) and resumes from it.
@@ -30,6 +36,7 @@ from .._errors import ClearsightError
 from ..adapt.colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment
 from ..adapt.colabator import weight_map as make_weight_map
 from ..adapt.coral import coral_exp_loss
+from ..adapt.reweight import RFFWeightLearner
 from ..io import load_image
 
 __all__ = ["AdaptConfig", "adapt", "MIN_IMAGES"]
@@ -63,6 +70,9 @@ class AdaptConfig:
     amp: bool = True
     label_pool: bool = True
     weight_map: bool = True
+    phases: str = "invariant,align"
+    reweight: bool = True
+    align_weight: float = 10.0
 
 
 def _load_net(model: str):
@@ -155,10 +165,13 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     from ..models._weights import save_weights
     from .losses import ContrastPerceptualLoss
 
-    if cfg.method not in ("colabator", "coral"):
-        raise ClearsightError(f"unknown method {cfg.method!r}: choose colabator or coral (rsr needs the RSR network)")
-    if cfg.method == "coral" and not cfg.clean:
-        raise ClearsightError("--method coral needs --clean DIR (synthetic pairs anchor the decoder)")
+    if cfg.method not in ("colabator", "coral", "rsr"):
+        raise ClearsightError(f"unknown method {cfg.method!r}: choose colabator, coral or rsr")
+    if cfg.method in ("coral", "rsr") and not cfg.clean:
+        raise ClearsightError(f"--method {cfg.method} needs --clean DIR (synthetic pairs anchor the decoder)")
+    phases = [p.strip() for p in cfg.phases.split(",") if p.strip()]
+    if not phases or any(p not in ("invariant", "align") for p in phases):
+        raise ClearsightError(f"--phases {cfg.phases!r}: a comma-separated list of invariant and align")
     if cfg.iters < 1:
         raise ClearsightError("--iters must be at least 1")
     torch.manual_seed(cfg.seed)
@@ -167,7 +180,6 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
     student.train()
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     cp = ContrastPerceptualLoss("random")
     pool = LabelPool()
     clear_score, clear_name = _clear_score()
@@ -178,11 +190,25 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         synth = SynthesisDataset(cfg.clean, preset=dict(cfg.presets), crop=cfg.size, length=10**9, seed=cfg.seed,
                                  depth="random")  # fmt: skip
     feats: dict[str, torch.Tensor] = {}
-    if cfg.method == "coral":
+    has_features = hasattr(student, "encoder")  # the RSR network returns its features and z itself
+    if cfg.method == "rsr" and not has_features:
+        raise ClearsightError("--method rsr needs an RSR network (e.g. --model rsr.haze)")
+    if cfg.method == "coral" and not has_features:
         last = student.j_nets[-1].bottleneck if hasattr(student, "j_nets") else None
         if last is None:
-            raise ClearsightError("--method coral supports CORUN models")
+            raise ClearsightError("--method coral supports CORUN and RSR models")
         last.register_forward_hook(lambda m, i, o: feats.__setitem__("f", o))
+    weighter = None
+    if cfg.method == "rsr":
+        student.encoder.requires_grad_(False)  # frozen, as in CID: only the decoder adapts
+        if cfg.reweight and "invariant" in phases:
+            with torch.no_grad():
+                dim = student.eval().forward_train(torch.zeros(1, 3, 64, 64))["z"].shape[1]
+            student.train()
+            weighter = RFFWeightLearner(dim, bank=max(64, 8 * cfg.batch), seed=cfg.seed)
+    if cfg.method == "rsr":
+        student.encoder.eval()  # its batch-norm statistics stay those of the pre-training
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(str(cfg.out) + ".ckpt")
     start, history = 0, []
     if ckpt.is_file():
@@ -193,6 +219,8 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         teacher.load_state_dict(state["teacher"])
         opt.load_state_dict(state["optim"])
         pool.load_state_dict(state["pool"])
+        if weighter is not None:
+            weighter.load_state_dict(state["weighter"])
         start, history = state["iteration"], state["history"]
         log(f"resuming at iteration {start}")
     if start == 0:
@@ -210,8 +238,15 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                 items = [synth[it * cfg.batch + b] for b in range(cfg.batch)]
                 xs, ys = torch.stack([i["degraded"] for i in items]), torch.stack([i["clean"] for i in items])
                 ps = _forward(student, xs)
-                loss = loss + 2.5 * F.l1_loss(ps["image"].float(), ys)
-                fs = feats.get("f")
+                phase = phases[min(len(phases) - 1, it * len(phases) // cfg.iters)]
+                if cfg.method == "rsr" and phase == "invariant" and weighter is not None:
+                    per = (ps["image"].float() - ys).abs().mean((1, 2, 3))
+                    with torch.autocast("cpu", enabled=False):  # the inner optimisation runs in float32
+                        w = weighter(ps["z"].float())
+                    loss = loss + 2.5 * (w.to(per) * per).sum()
+                else:
+                    loss = loss + 2.5 * F.l1_loss(ps["image"].float(), ys)
+                fs = ps["features"] if has_features else feats.get("f")
             if cfg.method == "colabator":
                 with torch.no_grad():
                     label = teacher(real).float().clamp(0, 1)
@@ -233,16 +268,18 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                 if "transmission" in pr:
                     t, a = pr["transmission"].float(), pr["airlight"].float()
                     loss = loss + 0.005 * ((out * t + a * (1 - t) - strong).abs() * w).mean()
-            else:
-                _forward(student, real)
-                loss = loss + coral_exp_loss(fs.float(), feats["f"].float()) * 10.0
+            elif cfg.method == "coral" or phase == "align":
+                pr = _forward(student, real)
+                ft = pr["features"] if has_features else feats["f"]
+                loss = loss + coral_exp_loss(fs.float(), ft.float()) * cfg.align_weight
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
             for pt, ps_ in zip(teacher.parameters(), student.parameters()):
-                pt.mul_(ema).add_(ps_.detach(), alpha=1 - ema)
+                if ps_.requires_grad:  # frozen parts stay bit-exact (x * d + x * (1 - d) can round)
+                    pt.mul_(ema).add_(ps_.detach(), alpha=1 - ema)
         done = it + 1
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
@@ -256,6 +293,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                 "teacher": teacher.state_dict(),
                 "optim": opt.state_dict(),
                 "pool": pool.state_dict(),
+                "weighter": weighter.state_dict() if weighter is not None else None,
                 "history": history,
                 "config": asdict(cfg),
             }

@@ -81,12 +81,18 @@ class LossConfig:
 
     ``features``: ``random`` (a frozen random multi-scale conv net), ``gradient`` (fixed gradient and
     Laplacian-pyramid filters) or ``none``. The ASM term needs a model that returns a transmission.
+
+    ``reweight`` (RSR's "invariant features" phase): ``rff`` (StableNet's random-Fourier-feature weight
+    learner) or ``density`` (SRDO's density ratio) learns per-sample weights on the model's pooled
+    representation ``z`` that multiply the per-sample L1 term; ``none`` weights every sample the same. It
+    needs a model whose training output has ``z`` (the RSR network).
     """
 
     l1: float = 1.0
     asm: float = 0.01
     contrast: float = 0.2
     features: str = "random"
+    reweight: str = "none"
 
 
 @dataclass
@@ -242,4 +248,6 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
         raise ConfigError(f"data.kind must be synthesis or paired, got {cfg.data.kind!r}")
     if cfg.loss.features not in ("random", "gradient", "none"):
         raise ConfigError(f"loss.features must be random, gradient or none, got {cfg.loss.features!r}")
+    if cfg.loss.reweight not in ("none", "rff", "density"):
+        raise ConfigError(f"loss.reweight must be none, rff or density, got {cfg.loss.reweight!r}")
     return cfg

@@ -118,13 +118,20 @@ class RestorationLoss(nn.Module):
         self.w_l1, self.w_asm, self.w_cp = l1, asm, contrast
         self.cp = ContrastPerceptualLoss(features) if contrast > 0 and features != "none" else None
 
-    def forward(self, pred, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(
+        self, pred, batch: dict[str, torch.Tensor], weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``weights`` (``(B,)``, summing to one) multiply the per-sample L1 term; uniform weights give the mean."""
         if isinstance(pred, torch.Tensor):
             pred = {"image": pred}
         out, clean, hazy = pred["image"].float(), batch["clean"], batch["degraded"]
         terms: dict[str, torch.Tensor] = {}
         if self.w_l1:
-            terms["l1"] = self.w_l1 * F.l1_loss(out, clean)
+            if weights is None:
+                terms["l1"] = self.w_l1 * F.l1_loss(out, clean)
+            else:
+                per = (out - clean).abs().mean((1, 2, 3))
+                terms["l1"] = self.w_l1 * (weights.to(per) * per).sum()
         if self.w_asm and "transmission" in pred:
             a = pred.get("airlight", 1.0)
             a = a.float() if isinstance(a, torch.Tensor) else a

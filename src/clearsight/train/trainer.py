@@ -108,6 +108,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
         )
+        self.weighter = self._build_weighter()
         self.start = 0
         self._maybe_resume()
         fwd = _TrainForward(self.model)
@@ -115,6 +116,35 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=ids)
         self.forward = fwd
+
+    def _build_weighter(self) -> nn.Module | None:
+        """The sample-weight learner of ``loss.reweight`` (its memory bank is part of the checkpoint)."""
+        mode = self.cfg.loss.reweight
+        if mode == "none":
+            return None
+        probe = _TrainForward(self.model).eval()
+        with torch.no_grad():
+            out = probe(torch.zeros(1, 3, 64, 64, device=self.device))
+        self.model.train()
+        if not isinstance(out, dict) or "z" not in out:
+            raise ClearsightError(f"loss.reweight={mode} needs a model that returns a representation z (e.g. rsr)")
+        if mode == "density":
+            return None
+        from ..adapt.reweight import RFFWeightLearner
+
+        return RFFWeightLearner(out["z"].shape[1], bank=max(64, 4 * self.cfg.data.batch), seed=self.cfg.seed)
+
+    def sample_weights(self, pred, it: int) -> torch.Tensor | None:
+        """Per-sample loss weights (summing to one) for this batch, or ``None`` (uniform)."""
+        mode = self.cfg.loss.reweight
+        if mode == "none":
+            return None
+        z = pred["z"].detach().float().cpu()
+        if mode == "rff":
+            return self.weighter(z)
+        from ..adapt.reweight import density_ratio_weights
+
+        return density_ratio_weights(z, iters=100, seed=self.cfg.seed * 100_003 + it)
 
     # -------------------------------------------------------------------------------------- schedule
     def lr_at(self, it: int) -> float:
@@ -138,6 +168,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optim": self.opt.state_dict(),
+            "weighter": self.weighter.state_dict() if self.weighter is not None else None,
             "config": config_to_dict(self.cfg),
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -161,6 +192,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optim"])
+        if self.weighter is not None and state.get("weighter") is not None:
+            self.weighter.load_state_dict(state["weighter"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
@@ -283,7 +316,7 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
                 pred = self.forward(x)
-            loss, terms = self.loss(pred, batch)
+            loss, terms = self.loss(pred, batch, self.sample_weights(pred, it))
             if not torch.isfinite(loss):
                 raise ClearsightError(f"the loss became {float(loss)} at iteration {it + 1}; lower optim.lr")
             self.opt.zero_grad(set_to_none=True)
