@@ -1,8 +1,13 @@
-"""Adaptation benchmark: adapt ``corun.haze`` to real day haze and score it on images it never saw.
+"""Adaptation benchmark: adapt ``corun.haze`` and ``rsr.haze`` to real day haze and score them on images they
+never saw.
 
 Usage::
 
-    python benchmarks/adaptation.py --data ../shared/data [--iters 300] [--variants colabator,no_pool,coral]
+    python benchmarks/adaptation.py --data ../shared/data [--iters 300] [--variants colabator,no_pool,coral,rsr]
+
+Variants: CORUN with ``colabator``, ``no_pool``, ``no_weight_map`` and ``coral``; the RSR network with ``rsr``
+(both phases, RSR's order), ``rsr_cid`` (CID's order), ``rsr_no_reweight``, ``rsr_no_align`` and
+``rsr_colabator``. Rows of earlier runs stay in the results file (each with its command) unless re-run.
 
 The target folder is ``haze/real_day``; ``clearsight adapt`` holds out every fifth image (never trained on), and
 this script scores the unadapted and each adapted model on exactly those held-out images at full resolution
@@ -30,10 +35,15 @@ from clearsight.metrics import psnr, ssim
 from clearsight.train.adapt import AdaptConfig, adapt
 
 VARIANTS = {
-    "colabator": {"method": "colabator"},
-    "no_pool": {"method": "colabator", "label_pool": False},
-    "no_weight_map": {"method": "colabator", "weight_map": False},
-    "coral": {"method": "coral"},
+    "colabator": {"model": "corun.haze", "method": "colabator"},
+    "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
+    "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},
+    "coral": {"model": "corun.haze", "method": "coral"},
+    "rsr": {"model": "rsr.haze", "method": "rsr", "batch": 4},
+    "rsr_cid": {"model": "rsr.haze", "method": "rsr", "phases": "align,invariant", "batch": 4},
+    "rsr_no_reweight": {"model": "rsr.haze", "method": "rsr", "reweight": False, "batch": 4},
+    "rsr_no_align": {"model": "rsr.haze", "method": "rsr", "phases": "invariant", "batch": 4},
+    "rsr_colabator": {"model": "rsr.haze", "method": "colabator"},
 }
 
 
@@ -60,13 +70,13 @@ def score(restorer, held: list[Path], data: Path) -> dict:
 
 def to_markdown(res: dict) -> str:
     lines = [
-        "# Adaptation to real day haze (corun.haze)",
+        "# Adaptation to real day haze (corun.haze, rsr.haze)",
         "",
-        f"Command: `{res['command']}`  ",
+        f"Last command: `{res['command']}` (each row's own command is in the JSON)  ",
         f"Machine: {res['machine']}. Target `haze/real_day`: {res['train_images']} images adapted on, "
         f"{len(res['held_out'])} held out (every fifth, never trained on) and scored at full resolution. "
         f"{res['iters']} iterations per variant, training views {res['size']} px, synthetic anchor from "
-        "`clean/SunHays80`.",
+        "`clean/SunHays80`; RSR variants use batch 4 (re-weighting needs more than two samples), the others 2.",
         "",
         "| model | held-out NIQE ↓ | BRISQUE ↓ | haze score | SOTS PSNR | SOTS SSIM | adapt seconds |",
         "|---|---|---|---|---|---|---|",
@@ -90,7 +100,7 @@ def to_html(res: dict) -> str:
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
     return (
         "<!doctype html><meta charset=utf-8><title>Adaptation</title><h1>Adaptation to real day haze</h1>"
-        f"<p>{html.escape(res['command'])}</p><table border=1><tr>{head}</tr>{body}</table>\n"
+        f"<p>last command: {html.escape(res['command'])}</p><table border=1><tr>{head}</tr>{body}</table>\n"
     )
 
 
@@ -99,7 +109,7 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--variants", default="colabator,no_pool,coral")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--work", default="runs/adaptation", help="where adapted weights and checkpoints go")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
@@ -114,24 +124,36 @@ def main() -> None:
         "clean_haze": (0.055, 0.330),  # p10-p90 over clean/ (benchmarks/results/learned.json)
     }
     out = Path(args.out)
+    command = f"python benchmarks/adaptation.py --data {args.data} --iters {args.iters} --variants {args.variants}"
+    old = out / "adaptation.json"
+    if old.is_file():  # keep the rows of earlier runs (they carry their own command)
+        prev = json.loads(old.read_text())
+        for k, v in prev.get("rows", {}).items():
+            v.setdefault("command", prev.get("command", ""))
+            res["rows"][{"unadapted": "corun.haze (unadapted)"}.get(k, k)] = v
+        res.update({k: prev[k] for k in ("held_out", "train_images") if k in prev})
     for name in args.variants.split(","):
-        cfg = AdaptConfig(model="corun.haze", target=str(data / "haze/real_day"), out=str(work / f"{name}.safetensors"),
+        spec = dict(VARIANTS[name])
+        model = spec.pop("model")
+        cfg = AdaptConfig(model=model, target=str(data / "haze/real_day"), out=str(work / f"{name}.safetensors"),
                           iters=args.iters, clean=str(data / "clean/SunHays80"), size=args.size, eval_every=100,
-                          **VARIANTS[name])  # fmt: skip
+                          **spec)  # fmt: skip
         t0 = time.time()
         summary = adapt(cfg, progress=False)
         held = [Path(f) for f in summary["held_out_files"]]
-        if "unadapted" not in res["rows"]:
-            res["held_out"] = [str(f.relative_to(data)) for f in held]
-            res["train_images"] = summary["train_images"]
-            res["rows"]["input"] = score(None, held, data)
-            res["rows"]["unadapted"] = score(cs.create_model("corun.haze"), held, data)
-            print("unadapted", res["rows"]["unadapted"], flush=True)
+        res["held_out"] = [str(f.relative_to(data)) for f in held]
+        res["train_images"] = summary["train_images"]
+        if "input" not in res["rows"]:
+            res["rows"]["input"] = score(None, held, data) | {"command": command}
+        base = f"{model} (unadapted)"
+        if base not in res["rows"]:
+            res["rows"][base] = score(cs.create_model(model), held, data) | {"command": command}
+            print(base, res["rows"][base], flush=True)
         row = score(cs.load_restorer(summary["weights"]), held, data)
-        row["seconds"] = time.time() - t0
-        row["held_out_trend"] = summary["history"]
-        res["rows"][name] = row
+        row.update(seconds=time.time() - t0, held_out_trend=summary["history"], command=command, model=model)
+        res["rows"][f"{model} + {name}"] = row
         print(name, row, flush=True)
+        res["command"] = command
         (out / "adaptation.json").write_text(json.dumps(res, indent=1) + "\n")
         (out / "adaptation.md").write_text(to_markdown(res))
         (out / "adaptation.html").write_text(to_html(res))

@@ -13,9 +13,19 @@ from clearsight.models._weights import load_weights, read_metadata, save_weights
 from clearsight.models.corun import CORUN, CORUNConfig, dark_channel_torch, estimate_airlight_torch, sgdm, tgdm
 from clearsight.models.learned import guided_upsample
 
-TINY = {"corun": {"preset": "tiny"}, "rsr": {"preset": "tiny"}, "degclass": {"widths": (4, 8)}}
+TINY = {
+    "corun": {"preset": "tiny"},
+    "rsr": {"preset": "tiny"},
+    "udair": {"preset": "tiny"},
+    "degclass": {"widths": (4, 8)},
+}
 #: expected output shape of each architecture for an input ``x``
-OUT_SHAPE = {"corun": lambda x: tuple(x.shape), "rsr": lambda x: tuple(x.shape), "degclass": lambda x: (x.shape[0], 9)}
+OUT_SHAPE = {
+    "corun": lambda x: tuple(x.shape),
+    "rsr": lambda x: tuple(x.shape),
+    "udair": lambda x: tuple(x.shape),
+    "degclass": lambda x: (x.shape[0], 9),
+}
 
 
 def _tiny(name: str) -> torch.nn.Module:

@@ -84,6 +84,18 @@ def _rsr(preset: str | None = None, **args):
     return RSRNet(presets[preset]() if preset else None, **args)
 
 
+@ARCHS.register("udair")
+def _udair(preset: str | None = None, **args):
+    from .udair import UDAIR, UDAIRConfig
+
+    presets = {"paper": UDAIRConfig.paper, "cpu": UDAIRConfig.cpu, "tiny": UDAIRConfig.tiny}
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown UDAIR preset {preset!r} (choose {', '.join(presets)})")
+    if "tasks" in args:
+        args["tasks"] = tuple(args["tasks"])
+    return UDAIR(presets[preset]() if preset else None, **args)
+
+
 for _cls in (Auto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
 
