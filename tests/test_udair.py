@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from clearsight.models.udair import UDAIR, UDAIRConfig, VectorQuantizer
@@ -89,3 +90,65 @@ def test_tta_trains_only_the_adapters_and_resets_exactly(monkeypatch):
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the per-image reset is exact
     assert not net.tta and not net.training
+
+
+def test_balanced_batches_hold_every_task(tmp_path):
+    from conftest import scene, to_u8
+
+    from clearsight.degrade.dataset import SynthesisDataset
+    from clearsight.io import save_image
+    from clearsight.train.data import IterationBatches
+
+    for i in range(3):
+        save_image(tmp_path / f"{i}.png", to_u8(scene(40, 40, seed=i)))
+    presets = {"day_haze": 1, "noise": 1, "low_light": 1, "blur": 1}
+    ds = SynthesisDataset(tmp_path, presets, crop=32, length=10**6, depth="random", balanced=True, degrade=False)
+    for batch in IterationBatches(3, 9, 8):
+        assert sorted(int(ds[i]["task"]) for i in batch) == [0, 0, 1, 1, 2, 2, 3, 3]
+    mixed = SynthesisDataset(tmp_path, presets, crop=32, length=10**6, depth="random", degrade=False)
+    # the plain mixture does not guarantee it
+    assert any(len({int(mixed[i]["task"]) for i in batch}) < 4 for batch in IterationBatches(0, 20, 8))
+
+
+def test_contrastive_loss_prefers_same_degradation_pairs():
+    from clearsight.train.losses import cross_sample_contrastive
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, 8, generator=g)
+    task = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    tokens = centres[task] + 0.1 * torch.randn(8, 16, 8, generator=g)
+    torch.manual_seed(0)
+    same = float(cross_sample_contrastive(tokens, task, 10.0))
+    mixed_task = torch.tensor([0, 1, 2, 3, 1, 2, 3, 0])  # pairs that mix two degradations
+    torch.manual_seed(0)
+    mixed = float(cross_sample_contrastive(tokens, mixed_task, 10.0))
+    assert same < mixed
+    with pytest.raises(ValueError, match="two samples"):
+        cross_sample_contrastive(tokens[:5], task[:5])
+
+
+def test_training_fills_the_prototype_bank(tmp_path):
+    from conftest import scene, to_u8
+
+    from clearsight.io import save_image
+    from clearsight.models._weights import load_weights
+    from clearsight.train import ConfigError, load_config, train
+
+    (tmp_path / "clean").mkdir()
+    for i in range(3):
+        save_image(tmp_path / "clean" / f"{i}.png", to_u8(scene(48, 48, seed=i)))
+    over = [f"out={tmp_path / 'run'}", f"data.root={tmp_path}", "model.name=udair",
+            "model.args={preset: tiny, tasks: [day_haze, noise], proto_size: 32}", "amp=none",
+            "channels_last=false", "data.workers=0", "data.batch=4", "data.crop=32", "data.sources=[clean]",
+            "data.presets={day_haze: 1, noise: 1}", "data.balanced=true", "data.depth=random",
+            "data.val_sources=[]", "optim.iterations=3", "loss.contrast=0", "loss.asm=0", "loss.cscl=0.2",
+            "log_every=1"]  # fmt: skip
+    res = train(load_config(None, over), progress=False)
+    net, _ = load_weights(res["weights"])
+    assert net.config.tasks == ("day_haze", "noise")
+    assert float(net.proto_embedding.abs().sum()) > 0 and float(net.proto_e2.abs().sum()) > 0
+    assert "cscl" in (tmp_path / "run/train_log.csv").read_text().splitlines()[0]
+    with pytest.raises(ConfigError, match="multiple"):
+        load_config(None, over + ["data.batch=3"])
+    with pytest.raises(ConfigError, match="balanced"):
+        load_config(None, over + ["data.balanced=false"])

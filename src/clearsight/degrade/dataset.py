@@ -67,6 +67,9 @@ class SynthesisDataset(Dataset):
         cache: how many decoded images (with their depth) to keep in memory.
         degrade: apply the preset in ``__getitem__`` (``False`` returns clean and depth only, for batched
             degradation on the training side).
+        balanced: item ``i`` gets task ``i mod len(tasks)`` (and a randomly drawn image), so any run of
+            consecutive indices whose length is a multiple of the task count holds every task equally often
+            (UDAIR's task-balanced batches); otherwise each item draws its task by the mixture weights.
 
     Items are dicts with ``degraded`` and ``clean`` ``(3, crop, crop)`` in [0, 1], ``depth`` ``(1, crop, crop)``,
     ``transmission`` (ones where the preset has no haze), ``index`` and ``task`` (the preset's position in
@@ -85,6 +88,7 @@ class SynthesisDataset(Dataset):
         min_scale: float = 0.5,
         cache: int = 64,
         degrade: bool = True,
+        balanced: bool = False,
     ) -> None:
         self.files = image_files(sources)
         if not self.files:
@@ -105,6 +109,7 @@ class SynthesisDataset(Dataset):
         self.crop, self.seed, self.depth_source = int(crop), int(seed), depth
         self.length = int(length) if length is not None else 8 * len(self.files)
         self.scene_kinds, self.min_scale, self.degrade = tuple(scene_kinds), float(min_scale), degrade
+        self.balanced = bool(balanced)
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._cache_size = int(cache)
 
@@ -160,7 +165,8 @@ class SynthesisDataset(Dataset):
             ref = np.percentile(dist[finite], 98) if finite.any() else 1.0
             depth = np.where(finite, np.minimum(dist / max(ref, 1e-6), 1.0), 1.0).astype(np.float32)
         else:
-            rgb, depth = self._crop(*self._load(index % len(self.files)), rng)
+            k = int(rng.integers(len(self.files))) if self.balanced else index % len(self.files)
+            rgb, depth = self._crop(*self._load(k), rng)
             if source == "random":
                 depth = None
         clean = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
@@ -170,7 +176,12 @@ class SynthesisDataset(Dataset):
             d = random_depth(1, self.crop, self.crop, gen)[0]
         else:
             d = torch.from_numpy(np.ascontiguousarray(depth)).float()[None]
-        task = int(rng.choice(len(self.degraders), p=self.task_p)) if len(self.degraders) > 1 else 0
+        if self.balanced:  # task-balanced: item i has task i mod T (consecutive indices cycle the tasks)
+            task = index % len(self.degraders)
+        elif len(self.degraders) > 1:
+            task = int(rng.choice(len(self.degraders), p=self.task_p))
+        else:
+            task = 0
         item = {"clean": clean, "depth": d, "index": torch.tensor(index), "task": torch.tensor(task)}
         if self.degrade:
             maps: dict[str, torch.Tensor] = {}

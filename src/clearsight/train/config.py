@@ -55,7 +55,8 @@ class DataConfig:
     with a mixture of ``presets`` (name: weight). ``kind: paired`` reads ``degraded``/``clean`` folders of
     pairs with the same names. Validation uses ``val_sources`` (never the training images) with a fixed seed.
     ``workers`` -1 picks one loader process per spare core; ``cache`` is how many decoded images (with their
-    estimated depth) each loader process keeps, 0 for all of them.
+    estimated depth) each loader process keeps, 0 for all of them. ``balanced`` fills every batch with each
+    preset equally often (``batch`` must be a multiple of the number of presets).
     """
 
     kind: str = "synthesis"
@@ -73,6 +74,7 @@ class DataConfig:
     val_sources: list[str] = field(default_factory=list)
     val_items: int = 32
     val_crop: int = 256
+    balanced: bool = False
 
 
 @dataclass
@@ -86,6 +88,9 @@ class LossConfig:
     learner) or ``density`` (SRDO's density ratio) learns per-sample weights on the model's pooled
     representation ``z`` that multiply the per-sample L1 term; ``none`` weights every sample the same. It
     needs a model whose training output has ``z`` (the RSR network).
+
+    ``cscl`` weighs UDAIR's cross-sample contrastive loss between the degradation embeddings of samples of the
+    same preset (it needs ``data.balanced`` and a model whose training output has ``tokens``).
     """
 
     l1: float = 1.0
@@ -93,6 +98,7 @@ class LossConfig:
     contrast: float = 0.2
     features: str = "random"
     reweight: str = "none"
+    cscl: float = 0.0
 
 
 @dataclass
@@ -248,6 +254,12 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
         raise ConfigError(f"data.kind must be synthesis or paired, got {cfg.data.kind!r}")
     if cfg.loss.features not in ("random", "gradient", "none"):
         raise ConfigError(f"loss.features must be random, gradient or none, got {cfg.loss.features!r}")
+    if cfg.data.balanced and cfg.data.batch % max(1, len(cfg.data.presets)) != 0:
+        raise ConfigError(
+            f"data.balanced needs data.batch ({cfg.data.batch}) to be a multiple of the {len(cfg.data.presets)} presets"
+        )
+    if cfg.loss.cscl and not cfg.data.balanced:
+        raise ConfigError("loss.cscl needs data.balanced: true (pairs of samples of each preset in every batch)")
     if cfg.loss.reweight not in ("none", "rff", "density"):
         raise ConfigError(f"loss.reweight must be none, rff or density, got {cfg.loss.reweight!r}")
     return cfg

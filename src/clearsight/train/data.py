@@ -82,7 +82,7 @@ def build_train_dataset(cfg: DataConfig, seed: int) -> Dataset:
         raise ValueError("data.sources is empty: give folders of clean images (relative to data.root)")
     return SynthesisDataset(
         _paths(cfg, cfg.sources), preset=dict(cfg.presets), crop=cfg.crop, length=10**12, seed=seed,
-        depth=cfg.depth, min_scale=cfg.min_scale, cache=cfg.cache or 10**9,
+        depth=cfg.depth, min_scale=cfg.min_scale, cache=cfg.cache or 10**9, balanced=cfg.balanced,
     )  # fmt: skip
 
 
@@ -92,6 +92,6 @@ def build_val_items(cfg: DataConfig, seed: int) -> list[dict[str, torch.Tensor]]
         return []
     ds = SynthesisDataset(
         _paths(cfg, cfg.val_sources), preset=dict(cfg.presets), crop=cfg.val_crop, length=cfg.val_items,
-        seed=seed + 7919, depth=cfg.depth, min_scale=cfg.min_scale,
+        seed=seed + 7919, depth=cfg.depth, min_scale=cfg.min_scale, balanced=cfg.balanced,
     )  # fmt: skip
     return [ds[i] for i in range(len(ds))]

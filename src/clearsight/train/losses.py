@@ -18,11 +18,20 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RandomFeatures", "GradientFeatures", "ContrastPerceptualLoss", "asm_reconstruction", "RestorationLoss"]
+__all__ = [
+    "RandomFeatures",
+    "GradientFeatures",
+    "ContrastPerceptualLoss",
+    "asm_reconstruction",
+    "cross_sample_contrastive",
+    "RestorationLoss",
+]
 
 #: Layer weights of the published loss (relu1_1 ... relu5_1).
 LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -106,6 +115,37 @@ def asm_reconstruction(
     return F.l1_loss(image * transmission + airlight * (1 - transmission), degraded)
 
 
+def cross_sample_contrastive(
+    tokens: torch.Tensor, task: torch.Tensor, scale: torch.Tensor | float = 1 / 0.07
+) -> torch.Tensor:
+    """UDAIR's cross-sample contrastive loss (CSCL) over a batch holding two samples of each task.
+
+    Per task, the anchor is the concatenation of its two samples' flattened degradation features and the
+    positive the same two in a random order; a CLIP-style symmetric InfoNCE over the tasks x tasks logits
+    ``scale * A P^T`` pulls embeddings of different images with the same degradation together and pushes
+    different degradations apart. Unlike the released code the features are L2-normalised (its raw dot
+    products of 24,576-d features saturate the softmax). The random order uses the global torch RNG (saved in
+    training checkpoints, so resumed runs repeat it).
+    """
+    f = F.normalize(tokens.flatten(1).float(), dim=1)
+    anchors, positives = [], []
+    for t in task.unique(sorted=True):
+        idx = (task == t).nonzero()[:, 0]
+        if len(idx) < 2:
+            raise ValueError("cross_sample_contrastive needs at least two samples of every task in the batch")
+        a, b = f[idx[0]], f[idx[1]]
+        anchors.append(torch.cat([a, b]))
+        positives.append(torch.cat([b, a]) if torch.rand(()) < 0.5 else torch.cat([a, b]))
+    if len(anchors) < 2:
+        return f.new_zeros(())
+    anc = torch.stack(anchors) / math.sqrt(2)
+    pos = torch.stack(positives) / math.sqrt(2)
+    scale = scale.float().clamp(max=100.0) if isinstance(scale, torch.Tensor) else min(float(scale), 100.0)
+    logits = scale * anc @ pos.T
+    labels = torch.arange(len(anchors), device=f.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
 class RestorationLoss(nn.Module):
     """The weighted sum of the enabled terms; returns the total and a dict of the terms (for logging).
 
@@ -113,9 +153,11 @@ class RestorationLoss(nn.Module):
     ``transmission`` and ``airlight``. ``batch`` holds ``degraded`` and ``clean``.
     """
 
-    def __init__(self, l1: float = 1.0, asm: float = 0.0, contrast: float = 0.0, features: str = "random") -> None:
+    def __init__(
+        self, l1: float = 1.0, asm: float = 0.0, contrast: float = 0.0, features: str = "random", cscl: float = 0.0
+    ) -> None:
         super().__init__()
-        self.w_l1, self.w_asm, self.w_cp = l1, asm, contrast
+        self.w_l1, self.w_asm, self.w_cp, self.w_cscl = l1, asm, contrast, cscl
         self.cp = ContrastPerceptualLoss(features) if contrast > 0 and features != "none" else None
 
     def forward(
@@ -138,5 +180,7 @@ class RestorationLoss(nn.Module):
             terms["asm"] = self.w_asm * asm_reconstruction(out, pred["transmission"].float(), a, hazy)
         if self.cp is not None:
             terms["contrast"] = self.w_cp * self.cp(out, clean, hazy)
+        if self.w_cscl and "tokens" in pred:
+            terms["cscl"] = self.w_cscl * cross_sample_contrastive(pred["tokens"], batch["task"], pred["scale"])
         total = sum(terms.values()) if terms else out.new_zeros(())
         return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -35,7 +35,7 @@ from .losses import RestorationLoss
 
 __all__ = ["Trainer", "train"]
 
-_LOG_FIELDS = ["iteration", "lr", "loss", "l1", "asm", "contrast", "seconds_per_it"]
+_LOG_FIELDS = ["iteration", "lr", "loss", "l1", "asm", "contrast", "cscl", "seconds_per_it"]
 
 
 class _TrainForward(nn.Module):
@@ -103,7 +103,8 @@ class Trainer:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.loss = RestorationLoss(cfg.loss.l1, cfg.loss.asm, cfg.loss.contrast, cfg.loss.features).to(self.device)
+        lc = cfg.loss
+        self.loss = RestorationLoss(lc.l1, lc.asm, lc.contrast, lc.features, lc.cscl).to(self.device)
         o = cfg.optim
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
@@ -366,6 +367,28 @@ class Trainer:
             dist.barrier()
         return summary
 
+    @torch.no_grad()
+    def _fit_prototypes(self, batches: int = 16) -> None:
+        """Fill the EMA model's source prototype bank (UDAIR) from fresh training crops of every task."""
+        tasks, size = list(self.ema.config.tasks), self.ema.config.proto_size
+        data = self.cfg.data
+        if list(data.presets) != tasks or data.crop != size:
+            raise ClearsightError(
+                f"model.args.tasks {tasks} and proto_size {size} must match data.presets {list(data.presets)} "
+                f"and data.crop {data.crop}"
+            )
+        ds = build_train_dataset(data, self.cfg.seed + 104_729)
+
+        def gen():  # float32: a few batches, once
+            for b in range(batches):
+                items = [ds[b * data.batch + k] for k in range(data.batch)]
+                yield {
+                    "degraded": torch.stack([i["degraded"] for i in items]).to(self.device),
+                    "task": torch.stack([i["task"] for i in items]),
+                }
+
+        self.ema.fit_prototypes(gen())
+
     def _out_of_time(self, t_start: float) -> bool:
         if self.time_limit is None:
             return False
@@ -380,6 +403,8 @@ class Trainer:
         from ..models._weights import save_weights
 
         out: dict[str, Any] = {}
+        if self.rank == 0 and getattr(getattr(self.ema, "config", None), "tasks", ()):
+            self._fit_prototypes()
         (self.out / f"rank{self.rank}.json").write_text(json.dumps({"checksum": _checksum(self.model)}) + "\n")
         if self.rank == 0:
             path = save_weights(
