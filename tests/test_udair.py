@@ -148,6 +148,22 @@ def test_training_fills_the_prototype_bank(tmp_path):
     assert net.config.tasks == ("day_haze", "noise")
     assert float(net.proto_embedding.abs().sum()) > 0 and float(net.proto_e2.abs().sum()) > 0
     assert "cscl" in (tmp_path / "run/train_log.csv").read_text().splitlines()[0]
+    # through the CLI: identify prints each image's degradations; restore --tta adapts per image
+    from conftest import run_cli
+
+    img = tmp_path / "clean" / "0.png"
+    r = run_cli("identify", str(img), str(tmp_path / "missing.png"), "--model", res["weights"], "--top", "2",
+                "--csv", str(tmp_path / "id.csv"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip().splitlines()[0]
+    assert line.startswith(str(img)) and ("day_haze" in line and "noise" in line) and "missing.png" in r.stderr
+    assert (tmp_path / "id.csv").read_text().splitlines()[0] == "file,day_haze,noise"
+    for extra in ([], ["--tta"]):
+        r = run_cli("restore", str(img), "-o", str(tmp_path / f"out{len(extra)}"), "--weights", res["weights"],
+                    "-q", *extra)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    r = run_cli("restore", str(img), "-o", str(tmp_path / "o"), "--model", "dcp", "--tta", "-q")
+    assert r.returncode == 1 and "udair" in r.stderr
     with pytest.raises(ConfigError, match="multiple"):
         load_config(None, over + ["data.batch=3"])
     with pytest.raises(ConfigError, match="balanced"):

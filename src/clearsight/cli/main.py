@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="learned models: bf16 autocast where the CPU has it (auto), always, or never (default: auto)",
     )
     r.add_argument(
+        "--tta",
+        action="store_true",
+        help="udair models: adapt the network to each image before restoring it (test-time adaptation; slower)",
+    )
+    r.add_argument(
         "--max-pixels",
         type=int,
         default=300_000,
@@ -208,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--stop-after", type=int, metavar="N", help="stop after N iterations in total (resumable)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
 
+    idf = sub.add_parser(
+        "identify",
+        help="recognise the degradation(s) of images",
+        description="Print the degradations an all-in-one (udair) model recognises in each image, with their "
+        "probabilities (nearest prototypes of its degradation codebook embedding).",
+    )
+    idf.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    idf.add_argument("--model", default=None, help="udair model name or weights file (default: the shipped one)")
+    idf.add_argument("--top", type=int, default=3, help="how many degradations to print per image (default: 3)")
+    idf.add_argument("--csv", metavar="FILE", help="also write every probability to this CSV file")
+
     ad = sub.add_parser(
         "adapt",
         help="adapt a learned model to a folder of your own unlabeled images",
@@ -267,6 +283,56 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     print(f"adapted on {res['train_images']} images; held-out ({res['held_out']}): {trend}")
     print(f"weights: {res['weights']}  (use: clearsight restore --weights {res['weights']} ...)")
     return 0
+
+
+def _cmd_identify(args: argparse.Namespace) -> int:
+    import csv
+
+    import torch
+
+    from .._errors import ClearsightError
+    from ..infer import collect_inputs
+    from ..io import load_image
+    from ..models import list_models
+    from ..models._weights import load_weights
+    from ..models.learned import WEIGHTS_DIR
+
+    model = args.model or next(iter(list_models("udair.*")), None)
+    if model is None:
+        raise ClearsightError("no udair model is installed; give --model FILE.safetensors")
+    path = Path(model) if Path(model).is_file() else WEIGHTS_DIR / (model.replace(".", "_", 1) + ".safetensors")
+    if not path.is_file():
+        raise ClearsightError(f"{model}: no such udair model or weights file")
+    net, meta = load_weights(path)
+    if not hasattr(net, "identify") or not net.config.tasks:
+        raise ClearsightError(f"{model} is not an all-in-one model with a prototype bank (train a udair model)")
+    tasks = list(net.config.tasks)
+    pairs, errors = collect_inputs(args.inputs)
+    for e in errors:
+        print(f"{e.source}: {e.message}", file=sys.stderr)
+    rows, failed = [], len(errors)
+    for f, _ in pairs:
+        try:
+            rgb = load_image(f).rgb
+        except ClearsightError as e:
+            print(f"{f}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        rgb = rgb.astype("float32") / (255.0 if rgb.dtype.name == "uint8" else 65535.0)
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        side = max(x.shape[-2:])
+        if side > 512:  # the degradation, not the detail, decides: identify on a reduced view
+            x = torch.nn.functional.interpolate(x, scale_factor=512 / side, mode="area")
+        p = net.identify(x)[0]
+        order = p.argsort(descending=True)[: max(1, args.top)].tolist()
+        print(f"{f}: " + ", ".join(f"{tasks[i]} {float(p[i]):.2f}" for i in order))
+        rows.append([str(f), *[f"{float(v):.4f}" for v in p]])
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", *tasks])
+            w.writerows(rows)
+    return 1 if failed and not rows else 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -484,13 +550,21 @@ def _summarise(summary, seconds: float) -> None:
 
 def _restorer(args: argparse.Namespace):
     """The restorer of ``restore``: a weights file, a learned model with its options, or a name."""
+    from .._errors import ClearsightError
     from ..models import create_model, load_restorer, model_info
 
     opts = {"precision": args.precision, "max_pixels": args.max_pixels or None}
-    if args.weights:
-        return load_restorer(args.weights, **opts)
-    if model_info(args.model).kind == "learned":
-        return create_model(args.model, **opts)
+    if args.tta:
+        opts["tta"] = True
+    try:
+        if args.weights:
+            return load_restorer(args.weights, **opts)
+        if model_info(args.model).kind == "learned":
+            return create_model(args.model, **opts)
+    except ValueError as e:
+        raise ClearsightError(str(e)) from None
+    if args.tta:
+        raise ClearsightError(f"--tta needs a learned udair model, not {args.model}")
     return args.model
 
 
@@ -585,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bench": _cmd_bench,
             "train": _cmd_train,
             "adapt": _cmd_adapt,
+            "identify": _cmd_identify,
         }
         return commands[args.command](args)
     except ClearsightError as e:

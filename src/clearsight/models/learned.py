@@ -71,6 +71,8 @@ class NetworkRestorer(Restorer):
         precision: ``auto``, ``bf16`` or ``fp32``.
         max_pixels: restore at most this many pixels at once (see the module notes); ``None``: full size.
         halo: context in pixels around each tile.
+        tta: per-image test-time adaptation (networks with a ``restore_tta`` method: UDAIR); each tile or
+            reduced-size pass is one episode.
     """
 
     def __init__(
@@ -81,9 +83,13 @@ class NetworkRestorer(Restorer):
         precision: str = "auto",
         max_pixels: int | None = 300_000,
         halo: int = 32,
+        tta: bool = False,
     ) -> None:
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+        if tta and not hasattr(net, "restore_tta"):
+            raise ValueError(f"{name}: test-time adaptation needs a network that supports it (udair models)")
+        self.tta = bool(tta)
         self.net = net.eval()
         self.name, self.description = name, description
         self.bf16 = precision == "bf16" or (precision == "auto" and _bf16_ok())
@@ -101,6 +107,8 @@ class NetworkRestorer(Restorer):
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             if self.bf16:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if self.tta:
+                return self.net.restore_tta(x).float().clamp(0, 1)
             return self.net(x, **kwargs).float().clamp(0, 1)
 
     def prepare(self, preview: np.ndarray) -> RestorerState:
@@ -131,4 +139,4 @@ class NetworkRestorer(Restorer):
         return np.clip(res, 0, 1).astype(np.float32)
 
     def __repr__(self) -> str:
-        return f"NetworkRestorer({self.name!r}, bf16={self.bf16}, max_pixels={self.max_pixels})"
+        return f"NetworkRestorer({self.name!r}, bf16={self.bf16}, max_pixels={self.max_pixels}, tta={self.tta})"
