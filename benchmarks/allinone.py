@@ -1,0 +1,272 @@
+"""All-in-one benchmark: one UDAIR model on every degradation, with and without test-time adaptation.
+
+Usage::
+
+    python benchmarks/allinone.py --data ../shared/data [--model udair.allinone] [--nr-limit 24]
+
+Writes ``benchmarks/results/allinone.{json,md,html}``:
+
+* paired tasks, PSNR/SSIM of the input, a classical baseline per task, the single-task learned model where
+  one exists, UDAIR and UDAIR with TTA: ``haze/sots_indoor`` (DCP; ``corun.haze``), ``noise/polyu`` (real
+  noise; OpenCV non-local means), CBSD68 with Gaussian noise of sigma 15/25/50 (fixed seed; non-local means
+  with h = sigma), ``rain/synthetic_pairs`` (a 3x3 median filter);
+* no-reference sets, NIQE/BRISQUE of the input, the classical baseline and UDAIR with/without TTA:
+  ``lowlight/`` (gamma 0.5), ``rain/real`` (median), ``haze/real_*`` (``auto``), at most ``--nr-limit``
+  images per set (sorted by name);
+* identification accuracy of the nearest-prototype degradation assignment on held-out synthetic images
+  (``clean/Kodak24``, never trained on: every preset the model knows, ``--id-per-task`` crops each) with the
+  confusion matrix;
+* seconds per 1920x1080 image (UDAIR with its default reduced-size pass, with and without TTA).
+
+The classical baselines here are benchmark-local OpenCV operations (clearsight's classical restorers cover
+haze only); they are what a user without a learned model would reach for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import clearsight as cs
+from clearsight.degrade.dataset import SynthesisDataset, image_files
+from clearsight.infer import restore_array
+from clearsight.io import load_image, to_tensor
+from clearsight.metrics import psnr, ssim
+from clearsight.priors.base import Restorer, RestorerState
+
+
+class _Fn(Restorer):
+    """A classical per-image operation on float32 RGB in [0, 1] behind the Restorer protocol."""
+
+    def __init__(self, name: str, fn) -> None:
+        self.name, self.description, self.fn = name, name, fn
+
+    def prepare(self, preview: np.ndarray) -> RestorerState:
+        return RestorerState(self.name, "", {})
+
+    def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
+        return np.clip(self.fn(x), 0, 1).astype(np.float32)
+
+
+def _nlm(h: float):
+    def f(x: np.ndarray) -> np.ndarray:
+        u8 = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+        return cv2.fastNlMeansDenoisingColored(u8, None, h, h, 7, 21).astype(np.float32) / 255
+
+    return f
+
+
+def _median(x: np.ndarray) -> np.ndarray:
+    return cv2.medianBlur((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8), 3).astype(np.float32) / 255
+
+
+def _gamma(x: np.ndarray) -> np.ndarray:
+    return np.power(np.clip(x, 0, 1), 0.5)
+
+
+def _rgb(path: Path) -> np.ndarray:
+    a = load_image(path).rgb
+    return a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 65535.0)
+
+
+def _run(method, x: np.ndarray) -> np.ndarray:
+    if method is None:
+        return x
+    return restore_array((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8), method)[0].astype(np.float32) / 255
+
+
+def paired(pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict) -> dict:
+    out = {}
+    for name, m in methods.items():
+        ps, ss, t0 = [], [], time.time()
+        for x, y in pairs:
+            r = _run(m, x)
+            ps.append(float(psnr(to_tensor(r), to_tensor(y))))
+            ss.append(float(ssim(to_tensor(r), to_tensor(y))))
+        out[name] = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "seconds": time.time() - t0}
+        print(f"  {name}: {out[name]}", flush=True)
+    return out
+
+
+def no_reference(images: list[np.ndarray], methods: dict) -> dict:
+    niqe, brisque = cs.create_metric("niqe"), cs.create_metric("brisque")
+    out = {}
+    for name, m in methods.items():
+        n, b = [], []
+        for x in images:
+            r = to_tensor(_run(m, x))
+            n.append(float(niqe(r)))
+            b.append(float(brisque(r)))
+        out[name] = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b))}
+        print(f"  {name}: {out[name]}", flush=True)
+    return out
+
+
+def _sots(data: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    hz = sorted((data / "haze/sots_indoor/hazy").iterdir())
+    return [(_rgb(f), _rgb(data / "haze/sots_indoor/clean" / f.name)) for f in hz]
+
+
+def _folder_pairs(a: Path, b: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(_rgb(f), _rgb(b / f.name)) for f in image_files(a) if (b / f.name).is_file()]
+
+
+def _cbsd(data: Path, sigma: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(sigma)
+    out = []
+    for f in image_files(data / "clean/CBSD68"):
+        y = _rgb(f)
+        if y.ndim != 3:
+            continue
+        x = np.clip(y + rng.normal(0, sigma / 255, y.shape).astype(np.float32), 0, 1)
+        out.append((x, y))
+    return out
+
+
+def identification(net, data: Path, per_task: int, size: int) -> dict:
+    tasks = list(net.config.tasks)
+    ds = SynthesisDataset(data / "clean/Kodak24", {t: 1.0 for t in tasks}, crop=size, length=per_task * len(tasks),
+                          seed=2024, depth="mixed", balanced=True)  # fmt: skip
+    conf = np.zeros((len(tasks), len(tasks)), dtype=int)
+    for i in range(len(ds)):
+        item = ds[i]
+        p = net.identify(item["degraded"][None])
+        conf[int(item["task"]), int(p.argmax(1))] += 1
+    return {"tasks": tasks, "confusion": conf.tolist(), "accuracy": float(np.trace(conf) / conf.sum())}
+
+
+def speed(method, repeats: int = 2) -> float:
+    rng = np.random.default_rng(0)
+    arr = cv2.resize((rng.random((68, 120, 3)) * 255).astype(np.uint8), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    restore_array(arr, method)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.time()
+        restore_array(arr, method)
+        ts.append(time.time() - t0)
+    return float(np.median(ts))
+
+
+def to_markdown(res: dict) -> str:
+    lines = [f"# All-in-one restoration ({res['model']})", "", f"Command: `{res['command']}`  ",
+             f"Machine: {res['machine']}.", ""]  # fmt: skip
+    lines += ["## Paired tasks (PSNR / SSIM)", ""]
+    methods = sorted({m for t in res["paired"].values() for m in t}, key=lambda m: _ORDER.get(m, 9))
+    lines += ["| task | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for task, row in res["paired"].items():
+        cells = [f"{row[m]['psnr']:.2f} / {row[m]['ssim']:.3f}" if m in row else "–" for m in methods]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines += ["", "## No-reference sets (NIQE / BRISQUE, lower is better)", ""]
+    methods = sorted({m for t in res["no_reference"].values() for m in t}, key=lambda m: _ORDER.get(m, 9))
+    lines += ["| set | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for task, row in res["no_reference"].items():
+        cells = [f"{row[m]['niqe']:.2f} / {row[m]['brisque']:.1f}" if m in row else "–" for m in methods]
+        lines.append(f"| {task} ({res['nr_counts'][task]}) | " + " | ".join(cells) + " |")
+    ident = res["identification"]
+    lines += ["", f"## Degradation identification: {100 * ident['accuracy']:.1f}% on held-out synthetic images", "",
+              "Rows: true preset; columns: assigned prototype.", "",
+              "| | " + " | ".join(ident["tasks"]) + " |", "|---" * (len(ident["tasks"]) + 1) + "|"]  # fmt: skip
+    for t, row in zip(ident["tasks"], ident["confusion"]):
+        lines.append(f"| {t} | " + " | ".join(str(v) for v in row) + " |")
+    lines += ["", "## Speed (1920x1080, default reduced-size pass)", ""]
+    lines += [f"* {k}: {v:.2f} s" for k, v in res["speed"].items()]
+    return "\n".join(lines) + "\n"
+
+
+_ORDER = {"input": 0, "classical": 1, "single-task": 2, "udair": 3, "udair+tta": 4}
+
+
+def to_html(res: dict) -> str:
+    import html
+
+    body = []
+    for line in to_markdown(res).splitlines():
+        if line.startswith("|---"):
+            continue
+        if line.startswith("|"):
+            cells = "".join(f"<td>{html.escape(c.strip())}</td>" for c in line.strip("|").split("|"))
+            body.append(f"<tr>{cells}</tr>")
+        elif line.startswith("#"):
+            body.append(f"</table><h2>{html.escape(line.lstrip('# '))}</h2><table border=1>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    return "<!doctype html><meta charset=utf-8><title>All-in-one</title><table>" + "".join(body) + "</table>\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--model", default="udair.allinone", help="udair model name (or use --weights)")
+    ap.add_argument("--weights", help="a udair .safetensors file instead of --model")
+    ap.add_argument("--nr-limit", type=int, default=24, help="images per no-reference set (default 24)")
+    ap.add_argument("--id-per-task", type=int, default=24, help="held-out synthetic images per preset")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args()
+    data, out = Path(args.data), Path(args.out)
+    torch.manual_seed(0)
+    if args.weights:
+        udair, tta = cs.load_restorer(args.weights), cs.load_restorer(args.weights, tta=True)
+        label = Path(args.weights).name
+    else:
+        udair, tta = cs.create_model(args.model), cs.create_model(args.model, tta=True)
+        label = args.model
+    res = {
+        "command": f"python benchmarks/allinone.py --data {args.data} "
+        + (f"--weights {args.weights}" if args.weights else f"--model {args.model}")
+        + f" --nr-limit {args.nr_limit} --id-per-task {args.id_per_task}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "model": label,
+        "paired": {},
+        "no_reference": {},
+        "nr_counts": {},
+    }
+    both = {"udair": udair, "udair+tta": tta}
+    tasks = {
+        "haze/sots_indoor": (_sots(data), {"classical": cs.create_model("dcp"),
+                                           "single-task": cs.create_model("corun.haze")}),
+        "noise/polyu": (_folder_pairs(data / "noise/polyu/noisy", data / "noise/polyu/clean"),
+                        {"classical": _Fn("nlm", _nlm(10))}),
+        **{f"CBSD68 sigma {s}": (_cbsd(data, s), {"classical": _Fn("nlm", _nlm(s))}) for s in (15, 25, 50)},
+        "rain/synthetic_pairs": (_folder_pairs(data / "rain/synthetic_pairs/rainy",
+                                               data / "rain/synthetic_pairs/clean"),
+                                 {"classical": _Fn("median", _median)}),
+    }  # fmt: skip
+    for name, (pairs, extra) in tasks.items():
+        print(name, len(pairs), flush=True)
+        res["paired"][name] = paired(pairs, {"input": None, **extra, **both})
+    nr_sets = {
+        "lowlight": (sorted(image_files(data / "lowlight")), _Fn("gamma", _gamma)),
+        "rain/real": (image_files(data / "rain/real"), _Fn("median", _median)),
+        **{f"haze/{d.name}": (sorted(image_files(d)), cs.create_model("auto"))
+           for d in sorted((data / "haze").glob("real_*"))},
+    }  # fmt: skip
+    for name, (files, classical) in nr_sets.items():
+        files = files[: args.nr_limit]
+        print(name, len(files), flush=True)
+        imgs = []
+        for f in files:
+            x = _rgb(f)
+            if x.ndim == 3:
+                imgs.append(x)
+        res["nr_counts"][name] = len(imgs)
+        res["no_reference"][name] = no_reference(imgs, {"input": None, "classical": classical, **both})
+    res["identification"] = identification(udair.net, data, args.id_per_task, 128)
+    print("identification", res["identification"]["accuracy"], flush=True)
+    res["speed"] = {"udair": speed(udair), "udair+tta": speed(tta)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "allinone.json").write_text(json.dumps(res, indent=1) + "\n")
+    (out / "allinone.md").write_text(to_markdown(res))
+    (out / "allinone.html").write_text(to_html(res))
+    print(f"wrote {out / 'allinone.md'}")
+
+
+if __name__ == "__main__":
+    main()
