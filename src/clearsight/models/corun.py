@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._pad import pad_to_multiple
+
 __all__ = [
     "CORUN",
     "CORUNConfig",
@@ -342,13 +344,7 @@ class CORUN(nn.Module):
         self.j_nets = nn.ModuleList(mst(4, 3) for _ in range(cfg.stages))
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        h, w = x.shape[-2:]
-        d = max(self.size_divisor, 16)
-        ph, pw = (-h) % d, (-w) % d
-        if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        return x, h, w
+        return pad_to_multiple(x, max(self.size_divisor, 16))
 
     def estimate_airlight(self, x: torch.Tensor) -> torch.Tensor | None:
         """The airlight ``(B, 3, 1, 1)`` this network divides by (``None`` when it assumes A = 1)."""

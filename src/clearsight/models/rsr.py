@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._pad import pad_to_multiple
+
 __all__ = ["RSRConfig", "RSRNet", "Bottle2neck", "Res2NetEncoder", "DehazeBlock", "Enhancer"]
 
 
@@ -219,13 +221,7 @@ class RSRNet(nn.Module):
         self.tail = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(full, 3, 7))
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        h, w = x.shape[-2:]
-        d = self.size_divisor
-        ph, pw = (-h) % d, (-w) % d
-        if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        return x, h, w
+        return pad_to_multiple(x, self.size_divisor)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encoder features of an image in [0, 1] (already padded)."""

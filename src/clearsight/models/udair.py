@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._pad import pad_to_multiple
+
 __all__ = ["UDAIRConfig", "UDAIR", "VectorQuantizer", "GCT", "DistributionAdapter", "TransformerBlock"]
 
 _MEAN = (0.4488, 0.4371, 0.4040)
@@ -331,13 +333,7 @@ class UDAIR(nn.Module):
         return [p for n, p in self.named_parameters() if n.startswith("distrib_adapt")]
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        h, w = x.shape[-2:]
-        d = self.size_divisor
-        ph, pw = (-h) % d, (-w) % d
-        if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        return x, h, w
+        return pad_to_multiple(x, self.size_divisor)
 
     def _inject(self, emb: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The embeddings injected at 1/8, 1/4 and 1/2 of the padded size ``size`` (before the adapters)."""
