@@ -12,7 +12,7 @@ Writes ``benchmarks/results/allinone.{json,md,html}``:
   with h = sigma), ``rain/synthetic_pairs`` (a 3x3 median filter);
 * no-reference sets, NIQE/BRISQUE of the input, the classical baseline and UDAIR with/without TTA:
   ``lowlight/`` (gamma 0.5), ``rain/real`` (median), ``haze/real_*`` (``auto``), at most ``--nr-limit``
-  images per set (sorted by name);
+  images per set (evenly spaced in name order, so every sub-folder contributes);
 * identification accuracy of the nearest-prototype degradation assignment on held-out synthetic images
   (``clean/Kodak24``, never trained on: every preset the model knows, ``--id-per-task`` crops each) with the
   confusion matrix;
@@ -249,7 +249,7 @@ def main() -> None:
            for d in sorted((data / "haze").glob("real_*"))},
     }  # fmt: skip
     for name, (files, classical) in nr_sets.items():
-        files = files[: args.nr_limit]
+        files = files[:: max(1, len(files) // args.nr_limit)][: args.nr_limit]  # spread over sub-folders
         print(name, len(files), flush=True)
         imgs = []
         for f in files:
