@@ -21,7 +21,7 @@ Example:
     >>> net = RSRNet(RSRConfig.tiny()).eval()
     >>> out = net.forward_train(torch.rand(2, 3, 40, 56))
     >>> tuple(out["image"].shape), tuple(out["z"].shape)
-    ((2, 3, 40, 56), (2, 64))
+    ((2, 3, 40, 56), (2, 256))
 """
 
 from __future__ import annotations
