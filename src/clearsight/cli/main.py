@@ -554,7 +554,8 @@ def _restorer(args: argparse.Namespace):
     from ..models import create_model, load_restorer, model_info
 
     opts = {"precision": args.precision, "max_pixels": args.max_pixels or None}
-    if args.tta:
+    tta = getattr(args, "tta", False)
+    if tta:
         opts["tta"] = True
     try:
         if args.weights:
@@ -563,7 +564,7 @@ def _restorer(args: argparse.Namespace):
             return create_model(args.model, **opts)
     except ValueError as e:
         raise ClearsightError(str(e)) from None
-    if args.tta:
+    if tta:
         raise ClearsightError(f"--tta needs a learned udair model, not {args.model}")
     return args.model
 
@@ -628,6 +629,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         weights=None,
         precision="auto",
         max_pixels=300_000,
+        tta=False,
     )
     code = _cmd_restore(ns)
     print(f"results in {Path(args.output).resolve()}")
