@@ -315,7 +315,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
         try:
             rgb = load_image(f).rgb
         except ClearsightError as e:
-            print(f"{f}: {e}", file=sys.stderr)
+            print(str(e) if str(f) in str(e) else f"{f}: {e}", file=sys.stderr)
             failed += 1
             continue
         rgb = rgb.astype("float32") / (255.0 if rgb.dtype.name == "uint8" else 65535.0)
