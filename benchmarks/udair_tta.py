@@ -20,8 +20,8 @@ import torch
 
 from clearsight.degrade.dataset import SynthesisDataset
 from clearsight.metrics import psnr
+from clearsight.models import weights_file
 from clearsight.models._weights import load_weights
-from clearsight.models.learned import WEIGHTS_DIR
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=56)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
-    net, _ = load_weights(WEIGHTS_DIR / (args.model.replace(".", "_", 1) + ".safetensors"))
+    net, _ = load_weights(weights_file(args.model))
     tasks = list(net.config.tasks)
     ds = SynthesisDataset(Path(args.data) / "clean/Kodak24", {t: 1.0 for t in tasks}, crop=128, length=args.items,
                           seed=99, depth="mixed", balanced=True)  # fmt: skip

@@ -293,17 +293,13 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     from .._errors import ClearsightError
     from ..infer import collect_inputs
     from ..io import load_image
-    from ..models import list_models
+    from ..models import list_models, weights_file
     from ..models._weights import load_weights
-    from ..models.learned import WEIGHTS_DIR
 
     model = args.model or next(iter(list_models("udair.*")), None)
     if model is None:
         raise ClearsightError("no udair model is installed; give --model FILE.safetensors")
-    path = Path(model) if Path(model).is_file() else WEIGHTS_DIR / (model.replace(".", "_", 1) + ".safetensors")
-    if not path.is_file():
-        raise ClearsightError(f"{model}: no such udair model or weights file")
-    net, meta = load_weights(path)
+    net, _ = load_weights(weights_file(model))
     if not hasattr(net, "identify") or not net.config.tasks:
         raise ClearsightError(f"{model} is not an all-in-one model with a prototype bank (train a udair model)")
     tasks = list(net.config.tasks)
@@ -313,13 +309,11 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     rows, failed = [], len(errors)
     for f, _ in pairs:
         try:
-            rgb = load_image(f).rgb
+            x = load_image(f).to_tensor()
         except ClearsightError as e:
             print(str(e) if str(f) in str(e) else f"{f}: {e}", file=sys.stderr)
             failed += 1
             continue
-        rgb = rgb.astype("float32") / (255.0 if rgb.dtype.name == "uint8" else 65535.0)
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
         side = max(x.shape[-2:])
         if side > 512:  # the degradation, not the detail, decides: identify on a reduced view
             x = torch.nn.functional.interpolate(x, scale_factor=512 / side, mode="area")

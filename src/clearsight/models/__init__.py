@@ -32,6 +32,7 @@ __all__ = [
     "model_info",
     "build_arch",
     "load_restorer",
+    "weights_file",
 ]
 
 
@@ -98,6 +99,21 @@ def _udair(preset: str | None = None, **args):
 
 for _cls in (Auto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
+
+
+def weights_file(model: str):
+    """The weights file behind ``model``: a path to a ``.safetensors`` file as given, or the shipped file of
+    the learned model ``arch.tag``; a one-line error for classical restorers and unknown names."""
+    from pathlib import Path
+
+    from .learned import WEIGHTS_DIR
+
+    if Path(model).is_file():
+        return Path(model)
+    if MODELS.get(model).kind != "learned":
+        raise ClearsightError(f"{model} is a classical restorer; this needs a learned model (e.g. corun.haze)")
+    arch, _, tag = model.partition(".")
+    return WEIGHTS_DIR / f"{arch}_{tag}.safetensors"
 
 
 def load_restorer(weights, name: str | None = None, pretrained: bool = True, **overrides) -> Restorer:

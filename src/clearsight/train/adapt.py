@@ -76,18 +76,10 @@ class AdaptConfig:
 
 
 def _load_net(model: str):
-    from ..models import model_info
+    from ..models import weights_file
     from ..models._weights import load_weights
-    from ..models.learned import WEIGHTS_DIR
 
-    if Path(model).is_file():
-        path = Path(model)
-    else:
-        info = model_info(model)
-        if info.kind != "learned":
-            raise ClearsightError(f"{model} is a classical restorer; adapt needs a learned model (e.g. corun.haze)")
-        arch, _, tag = model.partition(".")
-        path = WEIGHTS_DIR / f"{arch}_{tag}.safetensors"
+    path = weights_file(model)
     net, meta = load_weights(path)
     return net, meta | {"source": str(path)}
 
@@ -206,7 +198,6 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                 dim = student.eval().forward_train(torch.zeros(1, 3, 64, 64))["z"].shape[1]
             student.train()
             weighter = RFFWeightLearner(dim, bank=max(64, 8 * cfg.batch), seed=cfg.seed)
-    if cfg.method == "rsr":
         student.encoder.eval()  # its batch-norm statistics stay those of the pre-training
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(str(cfg.out) + ".ckpt")
