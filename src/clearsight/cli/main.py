@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         "transmission/ and params/ (JSON) with matching names. Deterministic for a seed; re-running resumes.",
         epilog="examples:\n  clearsight synth --preset day_haze --clean photos/ --out synth/ --per-image 4\n"
         "  clearsight synth --preset my_pipeline.yaml --clean photos/ --out synth/ --depth scene --size 256\n\n"
-        "presets: " + ", ".join(_presets()),
+        "presets: " + ", ".join(_presets()) + ", dynamic (bursts of 8 captures from 1 to 64 ms at constant "
+        "brightness: degraded/NAME/fJJ_Tms.png, clean/NAME.png, params/NAME.json)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sy.add_argument("--preset", required=True, help="preset name or YAML pipeline file")
@@ -223,6 +224,45 @@ def build_parser() -> argparse.ArgumentParser:
     idf.add_argument("--model", default=None, help="udair model name or weights file (default: the shipped one)")
     idf.add_argument("--top", type=int, default=3, help="how many degradations to print per image (default: 3)")
     idf.add_argument("--csv", metavar="FILE", help="also write every probability to this CSV file")
+
+    rk = sub.add_parser(
+        "rank",
+        help="sort images by predicted restoration potential (IRP)",
+        description="Predict each image's restoration potential (IRP: how well it can be restored, 0-1; see "
+        "docs/irp.md) from the image alone, and print them best first.",
+    )
+    rk.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    rk.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
+    rk.add_argument("--csv", metavar="FILE", help="also write the ranking to this CSV file")
+
+    se = sub.add_parser(
+        "select",
+        help="pick the best frames of bursts or of a video by predicted IRP",
+        description="Score every frame of INPUT (a video file, a folder of images = one burst, or a folder of "
+        "folders = one burst each) and write the TOP best of each burst to OUTDIR/<burst>/, optionally restored; "
+        "OUTDIR/selection.csv lists every frame's score.",
+        epilog="examples:\n  clearsight select bursts/ --top 1 -o best/\n"
+        "  clearsight select dashcam.mp4 --top 5 --every 3 --min-gap 10 -o picks/ --restore udair.allinone",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    se.add_argument("input", metavar="INPUT", help="video file, folder of frames, or folder of burst folders")
+    se.add_argument("--top", type=int, default=1, metavar="K", help="frames to keep per burst (default 1)")
+    se.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (outside INPUT)")
+    se.add_argument("--restore", metavar="MODEL", help="restore the chosen frames with this model (e.g. auto)")
+    se.add_argument("--every", type=int, default=1, metavar="N", help="score every N-th frame only (default 1)")
+    se.add_argument("--min-gap", type=int, default=0, metavar="N", help="video: chosen frames at least N apart")
+    se.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
+    se.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    av = sub.add_parser(
+        "advise",
+        help="recommend the exposure/gain setting of a bracket with the highest predicted IRP",
+        description="Given a short bracket of captures of one scene at different exposure times (read from EXIF, "
+        "from a 'clearsight synth --preset dynamic' sidecar, or from '<number>ms' in the file name), print the "
+        "predicted IRP of each and recommend the setting to use.",
+    )
+    av.add_argument("inputs", nargs="+", metavar="INPUT", help="the captures (files, folders or glob patterns)")
+    av.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
 
     ad = sub.add_parser(
         "adapt",
@@ -329,6 +369,92 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     return 1 if failed and not rows else 0
 
 
+def _irp_inputs(inputs) -> tuple[list, int]:
+    from ..infer import collect_inputs
+
+    pairs, errors = collect_inputs(inputs)
+    for e in errors:
+        print(f"{e.source}: {e.message}", file=sys.stderr)
+    return [f for f, _ in pairs], len(errors)
+
+
+def _score_all(pred, files) -> tuple[list[tuple[str, float]], int]:
+    from .._errors import ClearsightError
+
+    rows, failed = [], 0
+    for f in files:
+        try:
+            rows.append((str(f), pred.score_file(f)))
+        except (ClearsightError, ValueError) as e:
+            print(str(e) if str(f) in str(e) else f"{f}: {e}", file=sys.stderr)
+            failed += 1
+    return rows, failed
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    import csv
+
+    from ..irp.apps import load_predictor
+
+    pred = load_predictor(args.weights)
+    files, failed = _irp_inputs(args.inputs)
+    rows, bad = _score_all(pred, files)
+    rows.sort(key=lambda r: -r[1])
+    width = max([len(f) for f, _ in rows] + [4])
+    if rows:
+        print(f"{'rank':>4}  {'IRP':>6}  file")
+    for i, (f, s) in enumerate(rows, 1):
+        print(f"{i:>4}  {s:6.3f}  {f:<{width}}")
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["rank", "file", "irp"])
+            w.writerows([[i, f, f"{s:.4f}"] for i, (f, s) in enumerate(rows, 1)])
+    return 1 if (failed or bad) and not rows else 0
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from ..irp.apps import load_predictor, select_frames
+
+    pred = load_predictor(args.weights)
+    restorer = None
+    if args.restore:
+        from ..models import create_model
+
+        restorer = create_model(args.restore)
+    rows = select_frames(pred, args.input, args.top, args.output, restorer, args.every, args.min_gap, not args.quiet)
+    chosen = [r for r in rows if r.chosen]
+    for r in sorted(chosen, key=lambda r: (r.burst, -r.score)):
+        print(f"{r.burst}/{r.frame}: IRP {r.score:.3f} -> {r.output}")
+    print(f"kept {len(chosen)} of {len(rows)} frames; scores: {args.output}/selection.csv")
+    return 0
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from ..irp.apps import advise, load_predictor
+
+    pred = load_predictor(args.weights)
+    files, failed = _irp_inputs(args.inputs)
+    if failed or not files:
+        return 1
+    a = advise(pred, files)
+    order = sorted(range(len(files)), key=lambda i: (a.exposure_ms[i] is None, a.exposure_ms[i] or 0, files[i]))
+    print(f"{'exposure':>10}  {'gain':>6}  {'IRP':>6}  file")
+    for i in order:
+        t = f"{a.exposure_ms[i]:.2f} ms" if a.exposure_ms[i] else "?"
+        g = f"{a.gain[i]:.2f}" if a.gain[i] else "?"
+        mark = "  <- best" if i == a.best else ""
+        print(f"{t:>10}  {g:>6}  {a.scores[i]:6.3f}  {a.files[i]}{mark}")
+    best = a.files[a.best]
+    msg = f"recommended: the setting of {best}"
+    if a.exposure_ms[a.best]:
+        msg += f" ({a.exposure_ms[a.best]:.2f} ms)"
+    if a.peak_exposure_ms:
+        msg += f"; predicted peak near {a.peak_exposure_ms:.2f} ms at the same brightness"
+    print(msg)
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .._errors import ClearsightError
     from ..train import load_config, train
@@ -390,7 +516,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.per_image < 1 or args.size < 1:
         print("error: --per-image and --size must be positive", file=sys.stderr)
         return 2
-    s = synthesize(args.preset, args.clean, args.out, args.per_image, args.seed, args.size, args.depth, not args.quiet)
+    if args.preset == "dynamic":
+        from ..degrade.writer import synthesize_dynamic
+
+        s = synthesize_dynamic(args.clean, args.out, args.per_image, args.seed, args.size, progress=not args.quiet)
+    else:
+        s = synthesize(args.preset, args.clean, args.out, args.per_image, args.seed, args.size, args.depth,
+                       not args.quiet)  # fmt: skip
     print(f"wrote {s.written}, skipped {s.skipped} (already there), failed {s.failed} -> {args.out}")
     return 0 if s.failed == 0 else 1
 
@@ -656,6 +788,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train": _cmd_train,
             "adapt": _cmd_adapt,
             "identify": _cmd_identify,
+            "rank": _cmd_rank,
+            "select": _cmd_select,
+            "advise": _cmd_advise,
         }
         return commands[args.command](args)
     except ClearsightError as e:

@@ -144,8 +144,15 @@ def _degclass(**args):
     return DegradationClassifier(**args)
 
 
-#: Architectures whose shipped weights are not image restorers (classifiers used by other parts).
-_NOT_RESTORERS = {"degclass"}
+@ARCHS.register("irp")
+def _irp(**args):
+    from .irp import IRPNet
+
+    return IRPNet(**args)
+
+
+#: Architectures whose shipped weights are not image restorers (classifiers and predictors used by other parts).
+_NOT_RESTORERS = {"degclass", "irp"}
 
 
 def _register_shipped() -> None:

@@ -1,0 +1,302 @@
+"""Uses of the IRP predictor: rank images, select the best frames of bursts and videos, advise camera settings.
+
+Example:
+    >>> import torch
+    >>> from clearsight.models.irp import IRPConfig, IRPNet
+    >>> p = IRPPredictor(IRPNet(IRPConfig.tiny()).eval())
+    >>> p.score_tensor(torch.rand(1, 3, 32, 32)).shape
+    torch.Size([1])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._errors import ClearsightError
+from ..infer import IMAGE_EXTENSIONS
+from ..io import load_image, save_image
+
+__all__ = [
+    "IRPPredictor",
+    "Advice",
+    "advise",
+    "frames_of",
+    "is_video",
+    "load_predictor",
+    "read_setting",
+    "select_frames",
+]
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class IRPPredictor:
+    """Scores images with an IRP network at native resolution (see :meth:`~clearsight.models.irp.IRPNet.score`).
+
+    Args:
+        net: an :class:`~clearsight.models.irp.IRPNet` in eval mode.
+        bf16: run in bf16 autocast (faster on CPUs with AMX; scores differ by about 1e-2).
+    """
+
+    def __init__(self, net: torch.nn.Module, bf16: bool = False) -> None:
+        self.net, self.bf16 = net.eval(), bf16
+
+    def score_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores :math:`(B,)` of images :math:`(B, 3, H, W)` in [0, 1]."""
+        return self.net.score(x, bf16=self.bf16)
+
+    def score_array(self, rgb: np.ndarray) -> float:
+        """Score of one ``(H, W, 3)`` uint8/uint16 or float [0, 1] image."""
+        if rgb.dtype != np.float32:
+            rgb = rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 65535.0)
+        return float(self.score_tensor(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])[0])
+
+    def score_file(self, path: str | os.PathLike) -> float:
+        """Score of an image file (read by content; one-line errors on unreadable files)."""
+        return float(self.score_tensor(load_image(path).to_tensor())[0])
+
+
+def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False) -> IRPPredictor:
+    """The shipped predictor (``irp.dynamic``) or the one in ``weights``."""
+    from ..models._weights import load_weights
+    from ..models.learned import WEIGHTS_DIR
+
+    path = Path(weights) if weights else WEIGHTS_DIR / "irp_dynamic.safetensors"
+    if not path.is_file():
+        raise ClearsightError(f"{path}: no such weights file")
+    net, meta = load_weights(path)
+    if meta.get("arch") != "irp":
+        raise ClearsightError(f"{path}: holds a {meta.get('arch')} network, not an IRP predictor")
+    return IRPPredictor(net, bf16)
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _video_frames(path: Path, every: int) -> Iterator[tuple[str, np.ndarray]]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ClearsightError(f"{path}: cannot open this video (unsupported codec or not a video)")
+    try:
+        i = 0
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                yield f"frame_{i:06d}", np.ascontiguousarray(bgr[..., ::-1])
+            i += 1
+    finally:
+        cap.release()
+    if i == 0:
+        raise ClearsightError(f"{path}: no frames could be decoded")
+
+
+def frames_of(source: str | os.PathLike, every: int = 1) -> dict[str, list[tuple[str, Path | None]]]:
+    """The bursts of ``source``: a video file (one burst), a folder of images (one burst) or a folder of
+    folders (one burst each). Returns ``{burst: [(frame name, file or None for video frames)]}``."""
+    p = Path(source)
+    if p.is_file():
+        if not is_video(p):
+            raise ClearsightError(f"{p}: not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder")
+        return {p.stem: [(name, None) for name, _ in _video_frames(p, every)]}
+    if not p.is_dir():
+        raise ClearsightError(f"{p}: no such file or folder")
+
+    def images(d: Path) -> list[Path]:
+        return sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                      and not f.name.startswith("."))  # fmt: skip
+
+    bursts: dict[str, list[tuple[str, Path | None]]] = {}
+    top = images(p)
+    if top:
+        bursts[p.name or "."] = [(f.stem, f) for f in top[::every]]
+    for d in sorted(x for x in p.iterdir() if x.is_dir() and not x.name.startswith(".")):
+        fs = images(d)
+        if fs:
+            bursts[d.name] = [(f.stem, f) for f in fs[::every]]
+    if not bursts:
+        raise ClearsightError(f"{p}: holds no images (or folders of images)")
+    return bursts
+
+
+@dataclass
+class Selected:
+    burst: str
+    frame: str
+    score: float
+    chosen: bool
+    output: str | None = None
+
+
+def select_frames(
+    predictor: IRPPredictor,
+    source: str | os.PathLike,
+    top: int,
+    out: str | os.PathLike,
+    restorer=None,
+    every: int = 1,
+    min_gap: int = 0,
+    progress: bool = True,
+) -> list[Selected]:
+    """Score every frame of ``source`` (see :func:`frames_of`), keep the ``top`` best of each burst and write
+    them (restored with ``restorer`` when given) to ``out/<burst>/``; ``selection.csv`` lists every frame.
+
+    ``min_gap``: for videos, chosen frames are at least this many (sampled) frames apart, so the picks are not
+    all neighbours of one sharp moment. Inputs are never overwritten: ``out`` must not be inside ``source``'s
+    folder tree for image folders.
+    """
+    if top < 1:
+        raise ClearsightError("--top must be at least 1")
+    if every < 1:
+        raise ClearsightError("--every must be at least 1")
+    src, out = Path(source), Path(out)
+    if src.is_dir() and (out.resolve() == src.resolve() or src.resolve() in out.resolve().parents):
+        raise ClearsightError(f"{out}: the output folder must be outside the input folder {src}")
+    rows: list[Selected] = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="IRP select", unit="frame")
+    video: dict[str, np.ndarray] = {}
+    try:
+        if src.is_file():
+            if not is_video(src):
+                raise ClearsightError(f"{src}: not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder")
+            scores = []
+            for name, rgb in _video_frames(src, every):
+                scores.append((name, predictor.score_array(rgb)))
+                video[name] = rgb  # kept only while it may still be chosen (see below)
+                if len(video) > 4 * top + 2 * min_gap + 8:
+                    keep = {n for n, _ in sorted(scores, key=lambda r: -r[1])[: 2 * top + 2 * min_gap + 4]}
+                    video = {n: a for n, a in video.items() if n in keep or n == name}
+                if bar:
+                    bar.update(1)
+            bursts = {src.stem: scores}
+        else:
+            bursts = {}
+            for burst, items in frames_of(src, every).items():
+                scores = []
+                for name, f in items:
+                    scores.append((name, predictor.score_file(f)))
+                    if bar:
+                        bar.update(1)
+                bursts[burst] = scores
+    finally:
+        if bar:
+            bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: f for items in (frames_of(src, every).values() if src.is_dir() else []) for name, f in items}
+    for burst, scores in bursts.items():
+        order = sorted(range(len(scores)), key=lambda i: -scores[i][1])
+        chosen: list[int] = []
+        for i in order:
+            if len(chosen) == top:
+                break
+            if all(abs(i - j) > min_gap for j in chosen) or min_gap == 0:
+                chosen.append(i)
+        for i, (name, s) in enumerate(scores):
+            rows.append(Selected(burst, name, s, i in chosen))
+        for rank, i in enumerate(chosen):
+            name = scores[i][0]
+            if src.is_file():
+                rgb = video.get(name)
+                if rgb is None:  # evicted (only with unusual min_gap); decode again
+                    rgb = next(a for n, a in _video_frames(src, every) if n == name)
+            else:
+                rgb = load_image(files[name]).rgb
+            if restorer is not None:
+                from ..infer import restore_array
+
+                rgb, _ = restore_array(rgb, restorer)
+            dest = out / burst / f"{rank + 1:02d}_{name}.png"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            save_image(dest, rgb)
+            next(r for r in rows if r.burst == burst and r.frame == name).output = str(dest)
+    with open(out / "selection.csv", "w") as fh:
+        fh.write("burst,frame,irp,chosen,output\n")
+        for r in rows:
+            fh.write(f"{r.burst},{r.frame},{r.score:.4f},{int(r.chosen)},{r.output or ''}\n")
+    return rows
+
+
+_MS = re.compile(r"(\d+(?:\.\d+)?)ms")
+
+
+def read_setting(path: str | os.PathLike) -> tuple[float | None, float | None]:
+    """``(exposure_ms, gain)`` of an image, from (in order) its EXIF (ExposureTime, ISO/100), the
+    ``clearsight synth --preset dynamic`` sidecar, or a ``<number>ms`` in the file name; ``None`` if unknown."""
+    p = Path(path)
+    try:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            exif = im.getexif()
+            sub = exif.get_ifd(0x8769) if exif else {}
+            t = sub.get(0x829A) or exif.get(0x829A)
+            iso = sub.get(0x8827) or exif.get(0x8827)
+            if t:
+                iso_v = iso[0] if isinstance(iso, (tuple, list)) else iso
+                return float(t) * 1000.0, (float(iso_v) / 100.0 if iso_v else None)
+    except Exception:  # noqa: BLE001 - EXIF is optional; fall through to the other sources
+        pass
+    side = p.parent.parent.parent / "params" / f"{p.parent.name}.json"
+    if side.is_file():
+        meta = json.loads(side.read_text())
+        for fr in meta.get("frames", []):
+            if Path(fr.get("file", "")).name == p.name:
+                return float(fr["exposure_ms"]), float(fr["gain"])
+    m = _MS.search(p.stem)
+    if m:
+        return float(m.group(1)), None
+    return None, None
+
+
+@dataclass
+class Advice:
+    """Predicted IRP per capture, the best capture and, with at least three known exposures, the exposure at
+    the peak of a parabola fitted to the scores in log-exposure around the best one (inside the bracket)."""
+
+    files: list[str]
+    exposure_ms: list[float | None]
+    gain: list[float | None]
+    scores: list[float]
+    best: int
+    peak_exposure_ms: float | None
+
+
+def advise(predictor: IRPPredictor, paths: Sequence[str | os.PathLike]) -> Advice:
+    """Which setting of a bracket gives the most restorable frame?"""
+    if not paths:
+        raise ClearsightError("advise needs the captures of a bracket")
+    files = [str(p) for p in paths]
+    settings = [read_setting(p) for p in files]
+    scores = [predictor.score_file(p) for p in files]
+    best = int(np.argmax(scores))
+    peak = None
+    known = [(math.log(t), s) for (t, _), s in zip(settings, scores) if t]
+    if len(known) >= 3 and settings[best][0]:
+        known.sort()
+        xs = np.array([k for k, _ in known])
+        ys = np.array([s for _, s in known])
+        i = int(np.argmin(np.abs(xs - math.log(settings[best][0]))))
+        lo, hi = max(0, i - 1), min(len(xs), i + 2)
+        if hi - lo == 3:
+            a, b, _ = np.polyfit(xs[lo:hi], ys[lo:hi], 2)
+            peak = math.exp(float(np.clip(-b / (2 * a), xs[lo], xs[hi - 1]))) if a < 0 else math.exp(xs[i])
+        else:
+            peak = math.exp(xs[i])
+    return Advice(files, [s[0] for s in settings], [s[1] for s in settings], scores, best, peak)
