@@ -164,6 +164,15 @@ def test_training_fills_the_prototype_bank(tmp_path):
         assert r.returncode == 0, r.stderr
     r = run_cli("restore", str(img), "-o", str(tmp_path / "o"), "--model", "dcp", "--tta", "-q")
     assert r.returncode == 1 and "udair" in r.stderr
+    # fine-tuning with an extra task (the `clean` identity preset) starts from every other weight
+    ft = [o for o in over if not o.startswith(("out=", "model.args=", "data.presets=", "data.batch="))]
+    ft += [f"out={tmp_path / 'ft'}", "model.args={preset: tiny, tasks: [day_haze, noise, clean], proto_size: 32}",
+           "data.presets={day_haze: 1, noise: 1, clean: 1}", "data.batch=6",
+           f"model.init={res['weights']}"]  # fmt: skip
+    res2 = train(load_config(None, ft), progress=False)
+    net2, _ = load_weights(res2["weights"])
+    assert net2.config.tasks == ("day_haze", "noise", "clean") and net2.proto_embedding.shape[0] == 3
+    assert float(net2.proto_embedding[2].abs().sum()) > 0
     with pytest.raises(ConfigError, match="multiple"):
         load_config(None, over + ["data.batch=3"])
     with pytest.raises(ConfigError, match="balanced"):

@@ -107,6 +107,11 @@ PRESETS: dict[str, PipelineConfig] = {
         [_stage("motion_blur", 0.7), _stage("defocus", 0.4), _stage("noise", 0.5, sigma=(1 / 255, 5 / 255))],
         description="camera shake and defocus",
     ),
+    "clean": PipelineConfig(
+        [_stage("jpeg", 0.3, quality=(75, 95))],
+        depth="random",
+        description="no weather degradation (mild JPEG at most): all-in-one models learn to leave such images alone",
+    ),
     "ridcp": PipelineConfig(
         [
             _stage("gamma", 0.5, gamma=(1.5, 3.0)),

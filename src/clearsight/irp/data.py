@@ -86,7 +86,7 @@ def _one(args) -> dict:
     scene = sample_scene(g)
     frames, _ = simulate_captures(clean, settings, scene)
     frames = (frames * 255 + 0.5).clamp(0, 255).to(torch.uint8).float() / 255  # what a camera would save
-    lab = irp_labels(frames, clean, [shake_kernel_of(scene, s, settings) for s in settings])
+    lab = irp_labels(frames, clean, [shake_kernel_of(scene, s, settings) for s in settings], dehaze=scene.haze_beta > 0)
     return {
         "frames": (frames * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy(),
         "clean": (clean[0] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy(),

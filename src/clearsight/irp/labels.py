@@ -7,7 +7,9 @@ Every frame is restored by a pool of restorers and compared with the sharp, nois
 * ``deblur``: Wiener deconvolution with the frame's own camera-shake kernel at two regularisations (a
   stand-in for a strong deblurring network: it knows the kernel, so it bounds what deblurring can recover);
 * ``denoise>deblur`` and ``deblur>denoise``: both orders of the two (the latter at one regularisation);
-* ``udair``: the shipped all-in-one network (blind, learned), when ``learned=True``.
+* an optional image-to-image network (e.g. the shipped all-in-one ``udair.allinone``) as ``learned``;
+* with ``dehaze=True`` (scenes captured through haze), every candidate is also dehazed with clearsight's
+  ``dcp`` and the better of the two counts, so haze lowers IRP only by what dehazing cannot recover.
 
 **IRP** of a frame is the best SSIM (to the clean scene) over the pool, a number in [0, 1]; ``irp_relative``
 divides it by the best IRP among the frames of the same scene (1 for the scene's best frame).
@@ -113,6 +115,14 @@ class IRPLabels:
     restorers: list[str]
 
 
+def _dehaze(x: np.ndarray) -> np.ndarray:
+    from ..priors.base import make_preview
+    from ..priors.dcp import DCP
+
+    r = DCP()
+    return np.clip(r.process(x, r.prepare(make_preview(x))), 0, 1).astype(np.float32)
+
+
 def _to_np(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.permute(1, 2, 0).float().numpy())
 
@@ -123,6 +133,7 @@ def irp_labels(
     kernels: Sequence[np.ndarray],
     learned: torch.nn.Module | None = None,
     restorers: Sequence[str] | None = None,
+    dehaze: bool = False,
 ) -> IRPLabels:
     """Restore every frame with the pool and score it against ``clean``.
 
@@ -133,6 +144,7 @@ def irp_labels(
         learned: an optional image-to-image network added to the pool as ``learned`` (run in bf16 when the CPU
             has it).
         restorers: names of :data:`POOL` to use (default: all).
+        dehaze: also try every candidate followed by DCP dehazing (for frames of hazy scenes).
     """
     names = list(restorers or POOL)
     if len(kernels) != frames.shape[0]:
@@ -145,12 +157,17 @@ def irp_labels(
     for i in range(n):
         x = _to_np(frames[i])
         for j, name in enumerate(names):
-            outs = torch.stack([torch.from_numpy(o).permute(2, 0, 1) for o in POOL[name](x, kernels[i])])
+            cands = POOL[name](x, kernels[i])
+            if dehaze:
+                cands = cands + [_dehaze(o) for o in cands]
+            outs = torch.stack([torch.from_numpy(o).permute(2, 0, 1) for o in cands])
             s_mat[i, j] = float(ssim(outs, ref.expand_as(outs)).max())
             p_mat[i, j] = float(psnr(outs, ref.expand_as(outs)).max())
     if learned is not None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             out = learned(frames.float()).float().clamp(0, 1)
+        if dehaze:
+            out = torch.stack([torch.from_numpy(_dehaze(_to_np(o))).permute(2, 0, 1) for o in out])
         s_mat[:, -1] = ssim(out, ref.expand_as(out)).numpy()
         p_mat[:, -1] = psnr(out, ref.expand_as(out)).numpy()
     irp = s_mat.max(1)

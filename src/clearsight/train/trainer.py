@@ -98,7 +98,14 @@ class Trainer:
         if cfg.model.init:
             from safetensors.torch import load_file
 
-            self.model.load_state_dict(load_file(cfg.model.init))
+            state, own = load_file(cfg.model.init), self.model.state_dict()
+            # prototype banks depend on the task list and are refitted at the end: a fine-tune that adds a task
+            # starts from every other weight
+            skip = [k for k, v in state.items() if k.split(".")[-1].startswith("proto_") and k in own
+                    and v.shape != own[k].shape]  # fmt: skip
+            for k in skip:
+                state[k] = own[k]
+            self.model.load_state_dict(state)
         self.model.to(self.device)
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
