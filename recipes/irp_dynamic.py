@@ -9,11 +9,12 @@ Usage::
    each captured at 8 settings from 1 to 64 ms at constant brightness and labelled with the best SSIM over the
    classical restorer pool. Kodak24 and CBSD68 are never touched: ``benchmarks/irp.py`` tests on them.
    Bursts are cached as ``.npz`` in ``--cache``; a second run reuses them.
-2. ``IRPNet`` trained from scratch: each batch holds 4 whole bursts (32 frames), one random 160-px crop per
-   burst, with flips and 90-degree turns; AdamW (lr 2e-3, weight decay 1e-4), cosine schedule, bf16 autocast;
-   loss = L1 to the label + 0.5 x a pairwise logistic ranking loss between the frames of the same burst (so
-   it learns to order degradations, not scenes). The weights with the best mean of the validation SRCC and
-   within-burst SRCC are kept.
+2. ``IRPNet`` trained from scratch: each batch holds 2 whole bursts (16 frames, one random 160-px crop per
+   burst) and 16 single frames of other scenes, with flips and 90-degree turns; AdamW (lr 2e-3, weight decay
+   1e-4), cosine schedule, bf16 autocast; loss = L1 to the label + 0.5 x a pairwise logistic ranking loss
+   between the frames of the same burst (so it learns to order degradations, not scenes, while batch-norm
+   statistics and the absolute level still see many scenes). The weights with the best mean of the
+   validation SRCC and within-burst SRCC are kept.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--crop", type=int, default=160)
+    ap.add_argument("--bursts", type=int, default=2, help="whole bursts per batch (0: random frames only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
@@ -82,21 +84,35 @@ def main() -> None:
     frames = torch.from_numpy(train.frames)  # (S, N, H, W, 3) uint8
     labels = torch.from_numpy(train.irp).float()  # (S, N)
     n_frames, size = frames.shape[1], frames.shape[2]
-    per = max(1, args.batch // n_frames)  # whole bursts per batch, so the ranking loss compares frames of a scene
-    same = torch.block_diag(*[torch.ones(n_frames, n_frames)] * per).bool()
+    # half of each batch is whole bursts (the ranking loss compares frames of one scene), half single frames of
+    # other scenes (so batch-norm statistics and the absolute level see many scenes)
+    per = min(args.bursts, args.batch // n_frames)
+    singles = args.batch - per * n_frames
+    if per == 0:  # plain random frames: the ranking loss compares every pair of the batch
+        same = torch.ones(args.batch, args.batch, dtype=torch.bool)
+    else:
+        same = torch.zeros(args.batch, args.batch, dtype=torch.bool)
+        same[: per * n_frames, : per * n_frames] = torch.block_diag(*[torch.ones(n_frames, n_frames)] * per).bool()
     best, best_state, log = -1.0, None, []
     t0 = time.time()
     for it in range(1, args.iters + 1):
-        scenes = rng.choice(len(frames), per, replace=False)
+        scenes = rng.choice(len(frames), per + singles, replace=False)
+        which = np.concatenate([np.repeat(scenes[:per], n_frames), scenes[per:]])
+        frame_idx = np.concatenate([np.tile(np.arange(n_frames), per), rng.integers(0, n_frames, singles)])
         crops = []
-        for sc in scenes:
+        for k, sc in enumerate(scenes):
             y0, x0 = rng.integers(0, size - args.crop + 1, 2)
-            crops.append(frames[sc, :, y0 : y0 + args.crop, x0 : x0 + args.crop])
+            if k < per:
+                crops.append(frames[sc, :, y0 : y0 + args.crop, x0 : x0 + args.crop])
+            else:
+                crops.append(
+                    frames[sc, frame_idx[per * n_frames + k - per], y0 : y0 + args.crop, x0 : x0 + args.crop][None]
+                )
         x = torch.cat(crops).permute(0, 3, 1, 2).float() / 255
         if rng.random() < 0.5:
             x = x.flip(-1)
         x = torch.rot90(x, int(rng.integers(4)), (2, 3)).contiguous(memory_format=torch.channels_last)
-        t = labels[torch.from_numpy(scenes)].reshape(-1)
+        t = labels[torch.from_numpy(which), torch.from_numpy(frame_idx)]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             p = net(x).float()
         diff_p = p[:, None] - p[None]
@@ -123,7 +139,8 @@ def main() -> None:
         net, args.out, "irp", {"config": None, **net.config.to_dict()},
         name="irp.dynamic",
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
-        recipe="recipes/irp_dynamic.py", iterations=args.iters, val=final, log=log,
+        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts}", iterations=args.iters,
+        val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",
     )  # fmt: skip
     print(json.dumps(final), "->", path)
