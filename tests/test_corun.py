@@ -18,6 +18,7 @@ TINY = {
     "rsr": {"preset": "tiny"},
     "udair": {"preset": "tiny"},
     "degclass": {"widths": (4, 8)},
+    "irp": {"widths": (8, 12, 16), "dim": 16},
 }
 #: expected output shape of each architecture for an input ``x``
 OUT_SHAPE = {
@@ -25,6 +26,7 @@ OUT_SHAPE = {
     "rsr": lambda x: tuple(x.shape),
     "udair": lambda x: tuple(x.shape),
     "degclass": lambda x: (x.shape[0], 9),
+    "irp": lambda x: (x.shape[0],),
 }
 
 
