@@ -215,3 +215,17 @@ def test_shipped_predictor_prefers_the_restorable_frame():
     good = simulate_captures(clean, st[1:2], SceneMotion(speed=0.05, photons=2000.0, read=2.0, seed=2))[0]
     s = pred.score_tensor(torch.cat([good, noisy, blurred]))
     assert float(s[0]) > float(s[1]) and float(s[0]) > float(s[2]), s
+
+
+def test_bad_frames_are_reported_and_skipped(tmp_path, tiny_weights):
+    d = tmp_path / "burst"
+    d.mkdir()
+    cv2.imwrite(str(d / "good.png"), to_u8(scene(40, 40, 1))[..., ::-1])
+    cv2.imwrite(str(d / "tiny.png"), np.zeros((8, 8, 3), np.uint8))
+    (d / "bad.jpg").write_bytes(b"not an image")
+    r = run_cli("select", str(d), "-o", str(tmp_path / "out"), "--weights", str(tiny_weights), "-q")
+    assert r.returncode == 0, r.stderr
+    assert "bad.jpg" in r.stderr and "16x16" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in (tmp_path / "out" / "burst").iterdir()] == ["01_good.png"]
+    r = run_cli("advise", str(d / "tiny.png"), "--weights", str(tiny_weights))
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "16x16" in r.stderr

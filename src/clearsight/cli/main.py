@@ -385,7 +385,7 @@ def _score_all(pred, files) -> tuple[list[tuple[str, float]], int]:
     for f in files:
         try:
             rows.append((str(f), pred.score_file(f)))
-        except (ClearsightError, ValueError) as e:
+        except ClearsightError as e:
             print(str(e) if str(f) in str(e) else f"{f}: {e}", file=sys.stderr)
             failed += 1
     return rows, failed
@@ -435,10 +435,10 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
     pred = load_predictor(args.weights)
     files, failed = _irp_inputs(args.inputs)
-    if failed or not files:
+    if not files:
         return 1
     a = advise(pred, files)
-    order = sorted(range(len(files)), key=lambda i: (a.exposure_ms[i] is None, a.exposure_ms[i] or 0, files[i]))
+    order = sorted(range(len(a.files)), key=lambda i: (a.exposure_ms[i] is None, a.exposure_ms[i] or 0, a.files[i]))
     print(f"{'exposure':>10}  {'gain':>6}  {'IRP':>6}  file")
     for i in order:
         t = f"{a.exposure_ms[i]:.2f} ms" if a.exposure_ms[i] else "?"

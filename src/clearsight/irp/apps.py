@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,12 @@ class IRPPredictor:
         return float(self.score_tensor(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])[0])
 
     def score_file(self, path: str | os.PathLike) -> float:
-        """Score of an image file (read by content; one-line errors on unreadable files)."""
-        return float(self.score_tensor(load_image(path).to_tensor())[0])
+        """Score of an image file (read by content; one-line errors on unreadable or too small files)."""
+        x = load_image(path).to_tensor()
+        try:
+            return float(self.score_tensor(x)[0])
+        except ValueError as e:
+            raise ClearsightError(f"{path}: {e}") from None
 
 
 def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False) -> IRPPredictor:
@@ -191,10 +196,15 @@ def select_frames(
             for burst, items in frames_of(src, every).items():
                 scores = []
                 for name, f in items:
-                    scores.append((name, predictor.score_file(f)))
+                    try:
+                        scores.append((name, predictor.score_file(f)))
+                    except ClearsightError as e:  # one bad frame must not stop the selection
+                        msg = str(e) if str(f) in str(e) else f"{f}: {e}"
+                        (bar.write(f"skipped {msg}") if bar else print(f"skipped {msg}", file=sys.stderr))
                     if bar:
                         bar.update(1)
-                bursts[burst] = scores
+                if scores:
+                    bursts[burst] = scores
     finally:
         if bar:
             bar.close()
@@ -282,9 +292,16 @@ def advise(predictor: IRPPredictor, paths: Sequence[str | os.PathLike]) -> Advic
     """Which setting of a bracket gives the most restorable frame?"""
     if not paths:
         raise ClearsightError("advise needs the captures of a bracket")
-    files = [str(p) for p in paths]
+    files, scores = [], []
+    for p in paths:
+        try:
+            scores.append(predictor.score_file(p))
+            files.append(str(p))
+        except ClearsightError as e:  # report and go on with the rest of the bracket
+            print(f"skipped {e}", file=sys.stderr)
+    if not files:
+        raise ClearsightError("no capture of the bracket could be scored")
     settings = [read_setting(p) for p in files]
-    scores = [predictor.score_file(p) for p in files]
     best = int(np.argmax(scores))
     peak = None
     known = [(math.log(t), s) for (t, _), s in zip(settings, scores) if t]
