@@ -166,6 +166,11 @@ def test_synth_dynamic_rank_select_advise_cli(tmp_path, tiny_weights):
     assert len(sel) == 16 and sum(int(x["chosen"]) for x in sel) == 4
     best = max((x for x in sel if x["burst"] == "a_0"), key=lambda x: float(x["irp"]))
     assert best["chosen"] == "1"
+    # bursts share frame names: each pick must be its own burst's frame
+    for b in ("a_0", "a_1"):
+        top1 = max((x for x in sel if x["burst"] == b), key=lambda x: float(x["irp"]))
+        src = tmp_path / "s" / "degraded" / b / f"{top1['frame']}.png"
+        assert np.array_equal(cv2.imread(top1["output"]), cv2.imread(str(src)))
 
     inside = run_cli("select", str(tmp_path / "s" / "degraded"), "-o", str(bursts[0] / "x"), "--weights",
                      str(tiny_weights), "-q")  # fmt: skip

@@ -109,29 +109,21 @@ def _video_frames(path: Path, every: int) -> Iterator[tuple[str, np.ndarray]]:
         raise ClearsightError(f"{path}: no frames could be decoded")
 
 
-def frames_of(source: str | os.PathLike, every: int = 1) -> dict[str, list[tuple[str, Path | None]]]:
-    """The bursts of ``source``: a video file (one burst), a folder of images (one burst) or a folder of
-    folders (one burst each). Returns ``{burst: [(frame name, file or None for video frames)]}``."""
-    p = Path(source)
-    if p.is_file():
-        if not is_video(p):
-            raise ClearsightError(f"{p}: not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder")
-        return {p.stem: [(name, None) for name, _ in _video_frames(p, every)]}
+def frames_of(folder: str | os.PathLike, every: int = 1) -> dict[str, list[Path]]:
+    """The bursts of an image folder: its own images (one burst) and those of each sub-folder (one burst each),
+    every ``every``-th file in name order. Returns ``{burst: [files]}``."""
+    p = Path(folder)
     if not p.is_dir():
-        raise ClearsightError(f"{p}: no such file or folder")
+        raise ClearsightError(f"{p}: no such folder")
 
     def images(d: Path) -> list[Path]:
         return sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                      and not f.name.startswith("."))  # fmt: skip
+                      and not f.name.startswith("."))[::every]  # fmt: skip
 
-    bursts: dict[str, list[tuple[str, Path | None]]] = {}
-    top = images(p)
-    if top:
-        bursts[p.name or "."] = [(f.stem, f) for f in top[::every]]
+    bursts = {p.name or ".": images(p)}
     for d in sorted(x for x in p.iterdir() if x.is_dir() and not x.name.startswith(".")):
-        fs = images(d)
-        if fs:
-            bursts[d.name] = [(f.stem, f) for f in fs[::every]]
+        bursts[d.name] = images(d)
+    bursts = {k: v for k, v in bursts.items() if v}
     if not bursts:
         raise ClearsightError(f"{p}: holds no images (or folders of images)")
     return bursts
@@ -159,9 +151,10 @@ def select_frames(
     """Score every frame of ``source`` (see :func:`frames_of`), keep the ``top`` best of each burst and write
     them (restored with ``restorer`` when given) to ``out/<burst>/``; ``selection.csv`` lists every frame.
 
-    ``min_gap``: for videos, chosen frames are at least this many (sampled) frames apart, so the picks are not
-    all neighbours of one sharp moment. Inputs are never overwritten: ``out`` must not be inside ``source``'s
-    folder tree for image folders.
+    ``min_gap``: chosen frames are more than this many (sampled) frames apart, so the picks of a video are not
+    all neighbours of one sharp moment. Video frames are scored in one decoding pass and only the chosen ones
+    are decoded again to be written, so memory does not grow with the video's length. Inputs are never
+    overwritten: ``out`` must not be inside ``source``'s folder tree for image folders.
     """
     if top < 1:
         raise ClearsightError("--top must be at least 1")
@@ -176,28 +169,24 @@ def select_frames(
         from tqdm.auto import tqdm
 
         bar = tqdm(desc="IRP select", unit="frame")
-    video: dict[str, np.ndarray] = {}
+    # per burst: (frame name, score, file); video frames have no file and are decoded again when written
+    bursts: dict[str, list[tuple[str, float, Path | None]]] = {}
     try:
         if src.is_file():
             if not is_video(src):
                 raise ClearsightError(f"{src}: not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder")
             scores = []
             for name, rgb in _video_frames(src, every):
-                scores.append((name, predictor.score_array(rgb)))
-                video[name] = rgb  # kept only while it may still be chosen (see below)
-                if len(video) > 4 * top + 2 * min_gap + 8:
-                    keep = {n for n, _ in sorted(scores, key=lambda r: -r[1])[: 2 * top + 2 * min_gap + 4]}
-                    video = {n: a for n, a in video.items() if n in keep or n == name}
+                scores.append((name, predictor.score_array(rgb), None))
                 if bar:
                     bar.update(1)
-            bursts = {src.stem: scores}
+            bursts[src.stem] = scores
         else:
-            bursts = {}
-            for burst, items in frames_of(src, every).items():
+            for burst, files in frames_of(src, every).items():
                 scores = []
-                for name, f in items:
+                for f in files:
                     try:
-                        scores.append((name, predictor.score_file(f)))
+                        scores.append((f.stem, predictor.score_file(f), f))
                     except ClearsightError as e:  # one bad frame must not stop the selection
                         msg = str(e) if str(f) in str(e) else f"{f}: {e}"
                         (bar.write(f"skipped {msg}") if bar else print(f"skipped {msg}", file=sys.stderr))
@@ -209,25 +198,23 @@ def select_frames(
         if bar:
             bar.close()
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: f for items in (frames_of(src, every).values() if src.is_dir() else []) for name, f in items}
+    picks: dict[str, list[int]] = {}
     for burst, scores in bursts.items():
-        order = sorted(range(len(scores)), key=lambda i: -scores[i][1])
         chosen: list[int] = []
-        for i in order:
+        for i in sorted(range(len(scores)), key=lambda i: -scores[i][1]):
             if len(chosen) == top:
                 break
-            if all(abs(i - j) > min_gap for j in chosen) or min_gap == 0:
+            if all(abs(i - j) > min_gap for j in chosen):
                 chosen.append(i)
-        for i, (name, s) in enumerate(scores):
-            rows.append(Selected(burst, name, s, i in chosen))
+        picks[burst] = chosen
+        rows += [Selected(burst, name, s, i in chosen) for i, (name, s, _) in enumerate(scores)]
+    wanted = {scores[i][0] for burst, scores in bursts.items() for i in picks[burst]}
+    decoded = {n: a for n, a in _video_frames(src, every) if n in wanted} if src.is_file() else {}
+    by_key = {(r.burst, r.frame): r for r in rows}
+    for burst, chosen in picks.items():
         for rank, i in enumerate(chosen):
-            name = scores[i][0]
-            if src.is_file():
-                rgb = video.get(name)
-                if rgb is None:  # evicted (only with unusual min_gap); decode again
-                    rgb = next(a for n, a in _video_frames(src, every) if n == name)
-            else:
-                rgb = load_image(files[name]).rgb
+            name, _, f = bursts[burst][i]
+            rgb = decoded[name] if f is None else load_image(f).rgb
             if restorer is not None:
                 from ..infer import restore_array
 
@@ -235,7 +222,7 @@ def select_frames(
             dest = out / burst / f"{rank + 1:02d}_{name}.png"
             dest.parent.mkdir(parents=True, exist_ok=True)
             save_image(dest, rgb)
-            next(r for r in rows if r.burst == burst and r.frame == name).output = str(dest)
+            by_key[(burst, name)].output = str(dest)
     with open(out / "selection.csv", "w") as fh:
         fh.write("burst,frame,irp,chosen,output\n")
         for r in rows:
