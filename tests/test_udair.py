@@ -127,6 +127,31 @@ def test_contrastive_loss_prefers_same_degradation_pairs():
         cross_sample_contrastive(tokens[:5], task[:5])
 
 
+def test_identification_loss_prefers_clustered_embeddings_and_trains_them():
+    from clearsight.train.losses import degradation_supcon
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 32, generator=g)
+    task = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    emb = centres[task] + 0.2 * torch.randn(8, 32, generator=g)
+    same = float(degradation_supcon(emb, task))
+    mixed = float(degradation_supcon(emb, torch.tensor([0, 1, 2, 3, 1, 2, 3, 0])))
+    assert same < mixed
+    assert float(degradation_supcon(emb, torch.arange(8))) == 0.0  # no positive pair: nothing to learn
+    # a few gradient steps on random embeddings make nearest-class-mean identification right
+    x = torch.randn(8, 32, generator=g, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=0.5)
+    first = float(degradation_supcon(x, task))
+    for _ in range(50):
+        opt.zero_grad()
+        degradation_supcon(x, task).backward()
+        opt.step()
+    assert float(degradation_supcon(x, task)) < 0.5 * first
+    f = torch.nn.functional.normalize(x.detach(), dim=1)
+    means = torch.stack([f[task == t].mean(0) for t in range(4)])
+    assert torch.equal((f @ means.T).argmax(1), task)
+
+
 def test_training_fills_the_prototype_bank(tmp_path):
     from conftest import scene, to_u8
 

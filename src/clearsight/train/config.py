@@ -90,7 +90,9 @@ class LossConfig:
     needs a model whose training output has ``z`` (the RSR network).
 
     ``cscl`` weighs UDAIR's cross-sample contrastive loss between the degradation embeddings of samples of the
-    same preset (it needs ``data.balanced`` and a model whose training output has ``tokens``).
+    same preset (it needs ``data.balanced`` and a model whose training output has ``tokens``). ``ident`` weighs a
+    supervised contrastive loss on the global degradation embedding that UDAIR identifies degradations from
+    (:func:`~clearsight.train.losses.degradation_supcon`; our addition, also needs ``data.balanced``).
     """
 
     l1: float = 1.0
@@ -99,6 +101,7 @@ class LossConfig:
     features: str = "random"
     reweight: str = "none"
     cscl: float = 0.0
+    ident: float = 0.0
 
 
 @dataclass
@@ -260,6 +263,8 @@ def load_config(path: str | Path | None, overrides: typing.Sequence[str] = ()) -
         )
     if cfg.loss.cscl and not cfg.data.balanced:
         raise ConfigError("loss.cscl needs data.balanced: true (pairs of samples of each preset in every batch)")
+    if cfg.loss.ident and not cfg.data.balanced:
+        raise ConfigError("loss.ident needs data.balanced: true (pairs of samples of each preset in every batch)")
     if cfg.loss.reweight not in ("none", "rff", "density"):
         raise ConfigError(f"loss.reweight must be none, rff or density, got {cfg.loss.reweight!r}")
     return cfg

@@ -30,6 +30,7 @@ __all__ = [
     "ContrastPerceptualLoss",
     "asm_reconstruction",
     "cross_sample_contrastive",
+    "degradation_supcon",
     "RestorationLoss",
 ]
 
@@ -146,6 +147,30 @@ def cross_sample_contrastive(
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
+def degradation_supcon(embedding: torch.Tensor, task: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """A supervised contrastive loss on the global degradation embeddings (our addition to UDAIR).
+
+    For every sample, the other samples of the batch with the same ``task`` are positives and the rest
+    negatives; the loss is the mean over anchors of ``-mean_pos log softmax(cos / temperature)`` (SupCon, with
+    the anchor itself left out of the softmax). It shapes exactly the embedding that :meth:`UDAIR.identify`
+    compares with the prototypes by cosine similarity, which the patch-level CSCL does not (its pooled 16x16
+    features keep the image content, so same-degradation pairs of different images stay far apart). Samples
+    whose task has no other sample in the batch are skipped; a batch without any positive pair gives zero.
+    """
+    f = F.normalize(embedding.flatten(1).float(), dim=1)
+    n = f.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=f.device)
+    logits = (f @ f.T / temperature).masked_fill(eye, float("-inf"))
+    logp = logits.log_softmax(1).masked_fill(eye, 0.0)
+    pos = (task[:, None] == task[None, :]) & ~eye
+    count = pos.sum(1)
+    keep = count > 0
+    if not bool(keep.any()):
+        return f.new_zeros(())
+    per = -(logp * pos).sum(1)[keep] / count[keep]
+    return per.mean()
+
+
 class RestorationLoss(nn.Module):
     """The weighted sum of the enabled terms; returns the total and a dict of the terms (for logging).
 
@@ -154,10 +179,16 @@ class RestorationLoss(nn.Module):
     """
 
     def __init__(
-        self, l1: float = 1.0, asm: float = 0.0, contrast: float = 0.0, features: str = "random", cscl: float = 0.0
+        self,
+        l1: float = 1.0,
+        asm: float = 0.0,
+        contrast: float = 0.0,
+        features: str = "random",
+        cscl: float = 0.0,
+        ident: float = 0.0,
     ) -> None:
         super().__init__()
-        self.w_l1, self.w_asm, self.w_cp, self.w_cscl = l1, asm, contrast, cscl
+        self.w_l1, self.w_asm, self.w_cp, self.w_cscl, self.w_ident = l1, asm, contrast, cscl, ident
         self.cp = ContrastPerceptualLoss(features) if contrast > 0 and features != "none" else None
 
     def forward(
@@ -182,5 +213,7 @@ class RestorationLoss(nn.Module):
             terms["contrast"] = self.w_cp * self.cp(out, clean, hazy)
         if self.w_cscl and "tokens" in pred:
             terms["cscl"] = self.w_cscl * cross_sample_contrastive(pred["tokens"], batch["task"], pred["scale"])
+        if self.w_ident and "embedding" in pred:
+            terms["ident"] = self.w_ident * degradation_supcon(pred["embedding"], batch["task"])
         total = sum(terms.values()) if terms else out.new_zeros(())
         return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -35,7 +35,7 @@ from .losses import RestorationLoss
 
 __all__ = ["Trainer", "train"]
 
-_LOG_FIELDS = ["iteration", "lr", "loss", "l1", "asm", "contrast", "cscl", "seconds_per_it"]
+_LOG_FIELDS = ["iteration", "lr", "loss", "l1", "asm", "contrast", "cscl", "ident", "seconds_per_it"]
 
 
 class _TrainForward(nn.Module):
@@ -111,7 +111,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         lc = cfg.loss
-        self.loss = RestorationLoss(lc.l1, lc.asm, lc.contrast, lc.features, lc.cscl).to(self.device)
+        self.loss = RestorationLoss(lc.l1, lc.asm, lc.contrast, lc.features, lc.cscl, lc.ident).to(self.device)
         o = cfg.optim
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
