@@ -92,6 +92,20 @@ def test_tta_trains_only_the_adapters_and_resets_exactly(monkeypatch):
     assert not net.tta and not net.training
 
 
+def test_tta_survives_bf16_autocast():
+    # the adapters' small test-time updates must not be rounded away by bf16 (the default on AMX CPUs)
+    net, held = _net_with_prototypes()
+    x = held[0]["degraded"][:1]
+    with torch.no_grad():
+        plain32 = net(x)
+        change32 = (net.restore_tta(x, steps=3, lr=1e-3) - plain32).abs().mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain16 = net(x).float()
+            change16 = (net.restore_tta(x, steps=3, lr=1e-3).float() - plain16).abs().mean()
+    assert change32 > 0
+    assert change16 > 0.3 * change32
+
+
 def test_balanced_batches_hold_every_task(tmp_path):
     from conftest import scene, to_u8
 

@@ -344,7 +344,12 @@ class UDAIR(nn.Module):
         return e4, e3, e2
 
     def _adapt(self, e4, e3, e2):
-        return self.distrib_adapt4(e4), self.distrib_adapt3(e3), self.distrib_adapt2(e2)
+        # float32 even under bf16 autocast: test-time adaptation moves the residual adapters by amounts far
+        # below bf16's resolution of the embeddings (8 bits), which would round the adaptation away
+        dt = e4.dtype
+        with torch.autocast(e4.device.type, enabled=False):
+            out = self.distrib_adapt4(e4.float()), self.distrib_adapt3(e3.float()), self.distrib_adapt2(e2.float())
+        return tuple(o.to(dt) for o in out)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``image``; ``embedding`` (B, 4 dim): the global mean of ``E``, used to identify the degradation;
