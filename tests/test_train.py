@@ -101,6 +101,20 @@ def test_losses():
     assert float(total) < 1e-6 and set(terms) == {"l1", "asm", "contrast"}
 
 
+def test_validation_psnr_of_identity_items_is_finite():
+    from types import SimpleNamespace
+
+    from clearsight.train.trainer import Trainer
+
+    y = torch.rand(3, 32, 32)
+    items = [{"degraded": y.clone(), "clean": y}, {"degraded": (y + 0.1).clamp(0, 1), "clean": y}]
+    fake = SimpleNamespace(cfg=SimpleNamespace(val_metrics=["psnr"], amp="none"), device=torch.device("cpu"),
+                           ema=lambda x: x * 0.9)  # fmt: skip
+    res = Trainer.validate(fake, items)
+    assert np.isfinite(res["input_psnr"]) and 40 < res["input_psnr"] <= 60
+    assert np.isfinite(res["psnr"]) and res["psnr"] < res["input_psnr"]
+
+
 # ------------------------------------------------------------------------------------------ training runs
 def test_short_run_decreases_the_loss(data_root, tmp_path):
     out = tmp_path / "run"
