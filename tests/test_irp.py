@@ -58,6 +58,24 @@ def test_noise_grows_with_gain_at_constant_brightness():
     assert all(a["noise_sigma"] > b["noise_sigma"] for a, b in zip(info, info[1:]))
 
 
+def test_camera_pipeline_correlates_the_noise_and_compresses():
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    b = [Capture(1.0, 1.0)]
+
+    def neighbour_corr(frames):
+        n = (frames - frames.mean((2, 3), keepdim=True))[0, 1].double()  # green channel
+        return float(torch.corrcoef(torch.stack([n[:, :-1].flatten(), n[:, 1:].flatten()]))[0, 1])
+
+    raw, _ = simulate_captures(flat, b, SceneMotion(speed=0.0, photons=200.0, read=2.0, seed=1))
+    cfa, _ = simulate_captures(flat, b, SceneMotion(speed=0.0, photons=200.0, read=2.0, seed=1, cfa=True))
+    assert abs(neighbour_corr(raw)) < 0.1 < 0.3 < neighbour_corr(cfa)
+    assert abs(float(cfa.mean() - raw.mean())) < 0.02  # the demosaic keeps the brightness
+    jp, _ = simulate_captures(flat, b, SceneMotion(speed=0.0, photons=200.0, read=2.0, seed=1, jpeg_quality=30))
+    assert torch.equal(jp, (jp * 255).round() / 255) and float((jp - raw).abs().mean()) > 0.005
+    draws = [sample_scene(torch.Generator().manual_seed(i)) for i in range(40)]
+    assert 10 < sum(d.cfa for d in draws) < 40 and any(d.jpeg_quality for d in draws)
+
+
 def test_simulator_is_deterministic_and_seeded():
     clean = _clean(40, 48)
     st = exposure_bracket(3)

@@ -17,7 +17,10 @@ The model, in linear light ``L = srgb_to_linear(x)`` (optionally hazed first):
   digital value is ``electrons / (photons * t)`` (the gain ``t_ref / t`` times a fixed scale), so the mean is
   ``L_blur`` at every setting, while the relative shot noise grows as ``1 / sqrt(t)`` and the read noise as
   ``1 / t``. ``photons`` (electrons per ms at white) is the light level: low light is a small ``photons``.
-* the frame is clipped to [0, 1] and returned in sRGB.
+* camera pipeline (optional, ``cfa``): the sensor is a Bayer mosaic (RGGB), so each pixel records one colour
+  with its own noise, and a bilinear demosaic fills in the others; the noise becomes spatially correlated
+  and chromatic, as in real camera images, instead of independent per pixel and channel.
+* the frame is clipped to [0, 1] and returned in sRGB, JPEG-compressed at ``jpeg_quality`` if it is set.
 
 Parameters are drawn by :func:`sample_scene` from an explicit generator and returned for replay.
 
@@ -40,9 +43,17 @@ import torch
 import torch.nn.functional as F
 
 from .base import sample_generator
-from .ops import blur, linear_to_srgb, srgb_to_linear
+from .ops import blur, jpeg, linear_to_srgb, srgb_to_linear
 
-__all__ = ["Capture", "SceneMotion", "exposure_bracket", "sample_scene", "shake_kernel", "simulate_captures"]
+__all__ = [
+    "Capture",
+    "SceneMotion",
+    "demosaic_bilinear",
+    "exposure_bracket",
+    "sample_scene",
+    "shake_kernel",
+    "simulate_captures",
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,8 @@ class SceneMotion:
         seed: the seed of the trajectory and of the noise.
         shake: ``random`` (a random walk with inertia) or ``linear`` (a straight path in a random direction: a
             controlled ladder where the blur extent grows exactly with the exposure).
+        cfa: sample through a Bayer mosaic and demosaic bilinearly (correlated, chromatic noise).
+        jpeg_quality: JPEG quality of the saved frames (0: none).
     """
 
     speed: float = 0.3
@@ -97,6 +110,8 @@ class SceneMotion:
     haze_beta: float = 0.0
     seed: int = 0
     shake: str = "random"
+    cfa: bool = False
+    jpeg_quality: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -113,9 +128,13 @@ def sample_scene(
     read: tuple[float, float] = (1.0, 8.0),
     p_object: float = 0.5,
     p_haze: float = 0.15,
+    p_cfa: float = 0.7,
+    p_jpeg: float = 0.6,
+    jpeg_quality: tuple[int, int] = (70, 95),
 ) -> SceneMotion:
-    """Draw a scene: shake speed (log-uniform), light level (log-uniform), read noise, an optional moving object
-    and optional light haze."""
+    """Draw a scene: shake speed (log-uniform), light level (log-uniform), read noise, an optional moving object,
+    optional light haze, and the camera pipeline (Bayer mosaic with probability ``p_cfa``, JPEG with
+    ``p_jpeg``)."""
     g = generator
     sp = math.exp(_u(g, math.log(speed[0]), math.log(speed[1])))
     ph = math.exp(_u(g, math.log(photons[0]), math.log(photons[1])))
@@ -126,7 +145,27 @@ def sample_scene(
     box = (_u(g, 0.3, 0.7), _u(g, 0.3, 0.7), _u(g, 0.12, 0.3), _u(g, 0.12, 0.3))
     beta = _u(g, 0.3, 1.2) if _u(g, 0, 1) < p_haze else 0.0
     seed = int(torch.randint(0, 2**31 - 1, (), generator=g))
-    return SceneMotion(sp, ph, rd, obj_speed, angle, box, beta, seed)
+    cfa = _u(g, 0, 1) < p_cfa
+    q = round(_u(g, *jpeg_quality)) if _u(g, 0, 1) < p_jpeg else 0
+    return SceneMotion(sp, ph, rd, obj_speed, angle, box, beta, seed, cfa=cfa, jpeg_quality=q)
+
+
+def _bayer_masks(h: int, w: int, dtype) -> torch.Tensor:
+    """``(1, 3, H, W)`` 0/1 masks of the R, G and B sites of an RGGB mosaic."""
+    m = torch.zeros(1, 3, h, w, dtype=dtype)
+    m[:, 0, 0::2, 0::2] = 1
+    m[:, 1, 0::2, 1::2] = 1
+    m[:, 1, 1::2, 0::2] = 1
+    m[:, 2, 1::2, 1::2] = 1
+    return m
+
+
+def demosaic_bilinear(mosaic: torch.Tensor) -> torch.Tensor:
+    """Bilinear demosaic of an RGGB mosaic held as ``(B, 3, H, W)`` with zeros off each colour's sites."""
+    k_rb = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=mosaic.dtype) / 4
+    k_g = torch.tensor([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]], dtype=mosaic.dtype) / 4
+    k = torch.stack([k_rb, k_g, k_rb])[:, None]
+    return F.conv2d(F.pad(mosaic, (1, 1, 1, 1), mode="reflect"), k, groups=3)
 
 
 def _trajectory(seed: int, steps: int = 256, kind: str = "random") -> torch.Tensor:
@@ -245,8 +284,10 @@ def simulate_captures(
             img = img * (1 - m) + blur(lin * mask, ko[None])
         lam = (img.clamp_min(0) * scene.photons * t).double()
         electrons = torch.poisson(lam, generator=g) + scene.read * torch.randn(lam.shape, generator=g, dtype=lam.dtype)
-        y = (electrons / (scene.photons * t)).to(dtype).clamp(0, 1)
-        frames.append(linear_to_srgb(y))
+        y = (electrons / (scene.photons * t)).clamp(0, 1)
+        if scene.cfa:  # each site keeps its own colour's sample; the demosaic fills in the rest
+            y = demosaic_bilinear(y * _bayer_masks(h, w, y.dtype)).clamp(0, 1)
+        frames.append(linear_to_srgb(y.to(dtype)))
         sigma = math.sqrt(0.18 * scene.photons * t + scene.read**2) / (scene.photons * t)
         info.append(
             {
@@ -257,4 +298,7 @@ def simulate_captures(
                 "noise_sigma": sigma,
             }  # fmt: skip
         )
-    return torch.cat(frames), info
+    out = torch.cat(frames)
+    if scene.jpeg_quality:
+        out = jpeg(out, [scene.jpeg_quality] * len(out))
+    return out, info
