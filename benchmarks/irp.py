@@ -39,7 +39,7 @@ import torch
 import clearsight as cs
 from clearsight.degrade.dataset import image_files
 from clearsight.irp.apps import load_predictor
-from clearsight.irp.data import Bursts, make_bursts
+from clearsight.irp.data import Bursts, cached_bursts, make_bursts
 from clearsight.irp.labels import nlm_denoise
 from clearsight.metrics.full_reference import ssim
 from clearsight.metrics.no_reference import noise_level
@@ -292,13 +292,9 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     pred = load_predictor(args.weights)
-    path = cache / "bench.npz"
-    if path.exists():
-        b = Bursts.load(path)
-    else:
-        kodak, cbsd = image_files(data / "clean/Kodak24"), image_files(data / "clean/CBSD68")
-        b = make_bursts(kodak + kodak + cbsd, 1, crop=192, seed=2)  # two scenes per Kodak image, one per CBSD68
-        b.save(path)
+    kodak, cbsd = image_files(data / "clean/Kodak24"), image_files(data / "clean/CBSD68")
+    # two scenes per Kodak image, one per CBSD68
+    b = cached_bursts(cache / "bench.npz", lambda: make_bursts(kodak + kodak + cbsd, 1, crop=192, seed=2))
     res = {
         "command": f"python benchmarks/irp.py --data {args.data}"
         + (f" --weights {args.weights}" if args.weights else ""),

@@ -8,7 +8,7 @@ Usage::
    (4 scenes per image, seed 0) for training and of ``clean/Set14`` (2 per image, seed 1) for model selection,
    each captured at 8 settings from 1 to 64 ms at constant brightness and labelled with the best SSIM over the
    classical restorer pool. Kodak24 and CBSD68 are never touched: ``benchmarks/irp.py`` tests on them.
-   Bursts are cached as ``.npz`` in ``--cache``; a second run reuses them.
+   Bursts are cached as ``.npz`` in ``--cache``; a second run reuses them (rebuilt if the simulator changed).
 2. ``IRPNet`` trained from scratch: each batch holds 2 whole bursts (16 frames, one random 160-px crop per
    burst) and 16 single frames of other scenes, with flips and 90-degree turns; AdamW (lr 2e-3, weight decay
    1e-4), cosine schedule, bf16 autocast; loss = L1 to the label + 0.5 x a pairwise logistic ranking loss
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from clearsight.degrade.dataset import image_files
-from clearsight.irp.data import Bursts, make_bursts
+from clearsight.irp.data import Bursts, cached_bursts, make_bursts
 from clearsight.metrics.ranking import plcc, srcc
 from clearsight.models._weights import save_weights
 from clearsight.models.irp import IRPConfig, IRPNet
@@ -38,12 +38,7 @@ from clearsight.models.learned import WEIGHTS_DIR
 
 
 def bursts(cache: Path, name: str, files, scenes: int, seed: int) -> Bursts:
-    path = cache / f"{name}.npz"
-    if path.exists():
-        return Bursts.load(path)
-    b = make_bursts(files, scenes, crop=192, seed=seed)
-    b.save(path)
-    return b
+    return cached_bursts(cache / f"{name}.npz", lambda: make_bursts(files, scenes, crop=192, seed=seed))
 
 
 def evaluate(net: IRPNet, b: Bursts) -> dict:

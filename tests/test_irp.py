@@ -76,6 +76,27 @@ def test_camera_pipeline_correlates_the_noise_and_compresses():
     assert 10 < sum(d.cfa for d in draws) < 40 and any(d.jpeg_quality for d in draws)
 
 
+def test_cached_bursts_are_rebuilt_when_the_simulator_changed(tmp_path):
+    from clearsight.io import save_image
+    from clearsight.irp.data import Bursts, cached_bursts, make_bursts
+
+    save_image(tmp_path / "a.png", to_u8(scene(48, 48, seed=2)))
+    calls = []
+
+    def build():
+        calls.append(1)
+        return make_bursts([tmp_path / "a.png"], 1, crop=32, settings=exposure_bracket(2), workers=1, progress=False)
+
+    path = tmp_path / "cache" / "b.npz"
+    first = cached_bursts(path, build)
+    again = cached_bursts(path, build)
+    assert len(calls) == 1 and np.array_equal(first.frames, again.frames) and again.version == first.version
+    old = Bursts.load(path)
+    old.version = first.version - 1
+    old.save(path)
+    assert cached_bursts(path, build).version == first.version and len(calls) == 2
+
+
 def test_simulator_is_deterministic_and_seeded():
     clean = _clean(40, 48)
     st = exposure_bracket(3)

@@ -46,6 +46,7 @@ from .base import sample_generator
 from .ops import blur, jpeg, linear_to_srgb, srgb_to_linear
 
 __all__ = [
+    "SIMULATOR_VERSION",
     "Capture",
     "SceneMotion",
     "demosaic_bilinear",
@@ -54,6 +55,11 @@ __all__ = [
     "shake_kernel",
     "simulate_captures",
 ]
+
+
+#: Bumped whenever the simulator's output for a given draw changes (2: camera pipeline), so cached bursts
+#: made by an older one are rebuilt rather than silently mixed with new ones.
+SIMULATOR_VERSION = 2
 
 
 @dataclass(frozen=True)

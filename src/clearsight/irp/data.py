@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..degrade.capture import Capture, exposure_bracket, sample_scene, simulate_captures
+from ..degrade.capture import SIMULATOR_VERSION, Capture, exposure_bracket, sample_scene, simulate_captures
 from ..io import load_image
 from .labels import irp_labels, shake_kernel_of
 
-__all__ = ["Bursts", "make_bursts", "load_clean"]
+__all__ = ["Bursts", "make_bursts", "load_clean", "cached_bursts"]
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Bursts:
         frames: uint8 ``(S, N, H, W, 3)``; clean: uint8 ``(S, H, W, 3)``.
         irp, best_psnr: ``(S, N)``; ssim, psnr: ``(S, N, R)`` per restorer (names in ``restorers``).
         exposure_ms, gain: ``(S, N)``; source: the clean file of each scene; scene: the scene draws (dicts).
+        version: the :data:`~clearsight.degrade.capture.SIMULATOR_VERSION` the frames were made with (files
+            from before versioning load as 1).
     """
 
     frames: np.ndarray
@@ -44,6 +46,7 @@ class Bursts:
     gain: np.ndarray
     source: list[str]
     restorers: list[str]
+    version: int = SIMULATOR_VERSION
 
     def save(self, path: str | os.PathLike) -> None:
         np.savez_compressed(path, **{k: np.asarray(v) for k, v in self.__dict__.items()})
@@ -54,7 +57,22 @@ class Bursts:
         d = {k: z[k] for k in z.files}
         d["source"] = [str(s) for s in d["source"]]
         d["restorers"] = [str(s) for s in d["restorers"]]
+        d["version"] = int(d["version"]) if "version" in d else 1
         return cls(**d)
+
+
+def cached_bursts(path: str | os.PathLike, build) -> Bursts:
+    """The bursts cached at ``path`` if they were made by the current simulator, else ``build()`` (saved there)."""
+    path = Path(path)
+    if path.is_file():
+        b = Bursts.load(path)
+        if b.version == SIMULATOR_VERSION:
+            return b
+        print(f"{path}: made by simulator version {b.version}, not {SIMULATOR_VERSION}; rebuilding", flush=True)
+    b = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    b.save(path)
+    return b
 
 
 def load_clean(path: str | os.PathLike, longest: int = 512) -> np.ndarray:
