@@ -278,6 +278,7 @@ def simulate_captures(
     longest = max(s.exposure_ms for s in settings)
     mask = _ellipse(h, w, scene.object_box, dtype) if scene.object_speed > 0 else None
     g = sample_generator(scene.seed + 1)
+    bayer = _bayer_masks(h, w, torch.float64) if scene.cfa else None
     frames, info = [], []
     for s in settings:
         t = float(s.exposure_ms)
@@ -291,8 +292,8 @@ def simulate_captures(
         lam = (img.clamp_min(0) * scene.photons * t).double()
         electrons = torch.poisson(lam, generator=g) + scene.read * torch.randn(lam.shape, generator=g, dtype=lam.dtype)
         y = (electrons / (scene.photons * t)).clamp(0, 1)
-        if scene.cfa:  # each site keeps its own colour's sample; the demosaic fills in the rest
-            y = demosaic_bilinear(y * _bayer_masks(h, w, y.dtype)).clamp(0, 1)
+        if bayer is not None:  # each site keeps its own colour's sample; the demosaic fills in the rest
+            y = demosaic_bilinear(y * bayer).clamp(0, 1)
         frames.append(linear_to_srgb(y.to(dtype)))
         sigma = math.sqrt(0.18 * scene.photons * t + scene.read**2) / (scene.photons * t)
         info.append(
