@@ -37,15 +37,18 @@ from clearsight.models.irp import IRPConfig, IRPNet
 from clearsight.models.learned import WEIGHTS_DIR
 
 
-def bursts(cache: Path, name: str, files, scenes: int, seed: int) -> Bursts:
-    return cached_bursts(cache / f"{name}.npz", lambda: make_bursts(files, scenes, crop=192, seed=seed))
+def bursts(cache: Path, name: str, files, scenes: int, seed: int, workers: int | None = None) -> Bursts:
+    return cached_bursts(
+        cache / f"{name}.npz", lambda: make_bursts(files, scenes, crop=192, seed=seed, workers=workers)
+    )
 
 
 def evaluate(net: IRPNet, b: Bursts) -> dict:
     net.eval()
+    dev = next(net.parameters()).device
     x = torch.from_numpy(b.frames.reshape(-1, *b.frames.shape[2:])).permute(0, 3, 1, 2).float() / 255
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        pred = torch.cat([net(x[i : i + 64]).float() for i in range(0, len(x), 64)]).numpy()
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16):
+        pred = torch.cat([net(x[i : i + 64].to(dev)).float().cpu() for i in range(0, len(x), 64)]).numpy()
     y = b.irp.reshape(-1)
     per_scene = [srcc(p, t) for p, t in zip(pred.reshape(b.irp.shape), b.irp) if np.ptp(t) > 0]
     net.train()
@@ -61,19 +64,24 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=160)
     ap.add_argument("--bursts", type=int, default=2, help="whole bursts per batch (0: random frames only)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scenes", type=int, default=4, help="training scenes per clean image")
+    ap.add_argument("--workers", type=int, default=None, help="processes that simulate bursts (default: all cores)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
     data, cache = Path(args.data), Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     train_files = image_files([data / "clean/SunHays80", data / "clean/Urban100_x2HR"])
-    train = bursts(cache, "train", train_files, 4, 0)
-    val = bursts(cache, "val", image_files([data / "clean/Set14"]), 2, 1)
+    train = bursts(cache, "train" if args.scenes == 4 else f"train{args.scenes}", train_files, args.scenes, 0,
+                   args.workers)  # fmt: skip
+    val = bursts(cache, "val", image_files([data / "clean/Set14"]), 2, 1, args.workers)
     lo, hi = train.irp.min(), train.irp.max()
     print(f"train {train.frames.shape[:2]} val {val.frames.shape[:2]}; label range {lo:.3f}..{hi:.3f}")
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    net = IRPNet(IRPConfig()).to(memory_format=torch.channels_last)
+    dev = torch.device(args.device)
+    net = IRPNet(IRPConfig()).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / args.iters, 1))))
     frames = torch.from_numpy(train.frames)  # (S, N, H, W, 3) uint8
@@ -88,6 +96,7 @@ def main() -> None:
     else:
         same = torch.zeros(args.batch, args.batch, dtype=torch.bool)
         same[: per * n_frames, : per * n_frames] = torch.block_diag(*[torch.ones(n_frames, n_frames)] * per).bool()
+    same = same.to(dev)
     best, best_state, log = -1.0, None, []
     t0 = time.time()
     for it in range(1, args.iters + 1):
@@ -106,9 +115,9 @@ def main() -> None:
         x = torch.cat(crops).permute(0, 3, 1, 2).float() / 255
         if rng.random() < 0.5:
             x = x.flip(-1)
-        x = torch.rot90(x, int(rng.integers(4)), (2, 3)).contiguous(memory_format=torch.channels_last)
-        t = labels[torch.from_numpy(which), torch.from_numpy(frame_idx)]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        x = torch.rot90(x, int(rng.integers(4)), (2, 3)).to(dev).contiguous(memory_format=torch.channels_last)
+        t = labels[torch.from_numpy(which), torch.from_numpy(frame_idx)].to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
             p = net(x).float()
         diff_p = p[:, None] - p[None]
         diff_t = t[:, None] - t[None]
@@ -127,14 +136,15 @@ def main() -> None:
                   f"within-burst {m['srcc_within_burst']:.4f} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
             score = (m["srcc"] + m["srcc_within_burst"]) / 2
             if score > best:
-                best, best_state = score, {k: v.clone() for k, v in net.state_dict().items()}
+                best, best_state = score, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    net = net.cpu()
     net.load_state_dict(best_state)
     final = evaluate(net, val)
     path = save_weights(
         net, args.out, "irp", {"config": None, **net.config.to_dict()},
         name="irp.dynamic",
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
-        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts}", iterations=args.iters,
+        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes}", iterations=args.iters,
         val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",
     )  # fmt: skip

@@ -205,6 +205,8 @@ def test_training_fills_the_prototype_bank(tmp_path):
     assert r.returncode == 1 and "udair" in r.stderr
     # fine-tuning with an extra task (the `clean` identity preset) starts from every other weight
     ft = [o for o in over if not o.startswith(("out=", "model.args=", "data.presets=", "data.batch="))]
+    # (with training crops larger than the prototype crops: the bank is fitted on proto_size crops)
+    ft = [o for o in ft if not o.startswith("data.crop=")] + ["data.crop=48"]
     ft += [f"out={tmp_path / 'ft'}", "model.args={preset: tiny, tasks: [day_haze, noise, clean], proto_size: 32}",
            "data.presets={day_haze: 1, noise: 1, clean: 1}", "data.batch=6",
            f"model.init={res['weights']}"]  # fmt: skip
@@ -212,6 +214,13 @@ def test_training_fills_the_prototype_bank(tmp_path):
     net2, _ = load_weights(res2["weights"])
     assert net2.config.tasks == ("day_haze", "noise", "clean") and net2.proto_embedding.shape[0] == 3
     assert float(net2.proto_embedding[2].abs().sum()) > 0
+    # a task list that does not match the presets fails before the first iteration, not after the last
+    from clearsight._errors import ClearsightError
+
+    bad = over + [f"out={tmp_path / 'bad'}", "data.presets={noise: 1, day_haze: 1}"]
+    with pytest.raises(ClearsightError, match="must match"):
+        train(load_config(None, bad), progress=False)
+    assert not (tmp_path / "bad" / "train_log.csv").exists()
     with pytest.raises(ConfigError, match="multiple"):
         load_config(None, over + ["data.batch=3"])
     with pytest.raises(ConfigError, match="balanced"):

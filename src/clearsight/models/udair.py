@@ -394,7 +394,7 @@ class UDAIR(nn.Module):
         ``task`` indices into ``config.tasks`` (every task must occur)."""
         t = len(self.config.tasks)
         sums = [torch.zeros_like(b) for b in (self.proto_e4, self.proto_e3, self.proto_e2, self.proto_embedding)]
-        counts = torch.zeros(t)
+        counts = torch.zeros(t, device=self.proto_embedding.device)
         for batch in batches:
             out = self.forward_train(batch["degraded"])
             for k, task in enumerate(batch["task"].tolist()):

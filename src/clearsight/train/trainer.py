@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -110,6 +111,7 @@ class Trainer:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self._check_prototype_tasks()  # fail now, not after the last iteration
         lc = cfg.loss
         self.loss = RestorationLoss(lc.l1, lc.asm, lc.contrast, lc.features, lc.cscl, lc.ident).to(self.device)
         o = cfg.optim
@@ -378,16 +380,20 @@ class Trainer:
             dist.barrier()
         return summary
 
+    def _check_prototype_tasks(self) -> None:
+        """A model with a per-task prototype bank (UDAIR) needs the data presets to be its task list, in order."""
+        tasks = list(getattr(getattr(self.ema, "config", None), "tasks", ()) or ())
+        if tasks and list(self.cfg.data.presets) != tasks:
+            raise ClearsightError(
+                f"model.args.tasks {tasks} must match data.presets {list(self.cfg.data.presets)} (same order)"
+            )
+
     @torch.no_grad()
     def _fit_prototypes(self, batches: int = 16) -> None:
-        """Fill the EMA model's source prototype bank (UDAIR) from fresh training crops of every task."""
-        tasks, size = list(self.ema.config.tasks), self.ema.config.proto_size
-        data = self.cfg.data
-        if list(data.presets) != tasks or data.crop != size:
-            raise ClearsightError(
-                f"model.args.tasks {tasks} and proto_size {size} must match data.presets {list(data.presets)} "
-                f"and data.crop {data.crop}"
-            )
+        """Fill the EMA model's source prototype bank (UDAIR) from fresh training crops of every task, cropped to
+        the model's ``proto_size`` (training crops may be larger)."""
+        self._check_prototype_tasks()
+        data = dataclasses.replace(self.cfg.data, crop=self.ema.config.proto_size)
         ds = build_train_dataset(data, self.cfg.seed + 104_729)
 
         def gen():  # float32: a few batches, once
