@@ -144,7 +144,8 @@ def main() -> None:
         net, args.out, "irp", {"config": None, **net.config.to_dict()},
         name="irp.dynamic",
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
-        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes}", iterations=args.iters,
+        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes}",
+        iterations=args.iters,
         val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",
     )  # fmt: skip
