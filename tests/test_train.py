@@ -181,3 +181,21 @@ def test_cli_train_then_restore_with_the_weights(data_root, tmp_path):
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "expected a number" in bad.stderr
     empty = run_cli("train", "/dev/null", f"data.root={tmp_path}", "data.sources=[nothing]", f"out={tmp_path}/e")
     assert empty.returncode == 1 and "nothing" in empty.stderr
+
+
+def test_every_shipped_weight_file_has_a_card_and_an_existing_recipe():
+    from safetensors import safe_open
+
+    from clearsight.models.learned import WEIGHTS_DIR
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    assert files
+    for f in files:
+        card = f.with_suffix(".md")
+        assert card.is_file(), f"{f.name} has no model card"
+        assert f.stat().st_size < 20 * 2**20, f"{f.name} is over 20 MB"
+        with safe_open(str(f), "pt") as h:
+            recipe = (h.metadata() or {}).get("recipe", "")
+        assert recipe, f"{f.name} names no recipe"
+        assert (root / recipe.split()[0]).is_file(), f"{f.name}: recipe {recipe.split()[0]} is missing"
