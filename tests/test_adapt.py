@@ -10,6 +10,7 @@ from clearsight.adapt import (
     PoolEntry,
     RFFWeightLearner,
     block_map,
+    brisque_quality,
     classifier_clear_probability,
     clear_probability,
     coral_exp_loss,
@@ -87,6 +88,16 @@ def test_weight_map_prefers_clean_blocks_of_a_composite():
     assert float(w[..., :48].mean()) > float(w[..., 80:].mean()) + 0.1
 
 
+def test_brisque_quality_penalises_noise_that_sharpness_rewards():
+    clean = torch.stack([torch.from_numpy(scene(128, 128, seed=s)).permute(2, 0, 1) for s in range(3)])
+    # strong noise (on these smooth synthetic scenes, BRISQUE prefers a little noise to none)
+    noisy = (clean + 0.15 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert bool((sharpness_quality(noisy) > sharpness_quality(clean)).all())  # why the default can mislead
+    q_clean, q_noisy = brisque_quality(clean), brisque_quality(noisy)
+    assert q_clean.shape == (3,) and float(q_clean.min()) >= 0 and float(q_clean.max()) <= 1
+    assert bool((q_clean > q_noisy).all())
+
+
 def test_strong_augment_keeps_shape_and_range_and_is_seeded():
     x = torch.rand(2, 3, 24, 24)
     a = strong_augment(x, torch.Generator().manual_seed(1))
@@ -135,6 +146,9 @@ def test_adapt_end_to_end_through_the_cli(tmp_path):
     r4 = run_cli(*[a if a != str(out) else str(coral) for a in args], "--method", "coral")
     assert r4.returncode == 0, r4.stderr
     assert read_metadata(coral)["method"] == "coral"
+    bq = tmp_path / "bq.safetensors"
+    r5 = run_cli(*[a if a != str(out) else str(bq) for a in args], "--quality", "brisque")
+    assert r5.returncode == 0 and bq.is_file(), r5.stderr
 
 
 def test_adapt_refuses_bad_setups(tmp_path):

@@ -11,9 +11,10 @@ The parts, each usable alone:
 * :func:`strong_augment`: photometric-only augmentations (contrast, brightness, posterize, sharpness, blur)
   that keep pixel alignment with the weak view.
 
-MUSIQ and DA-CLIP cannot be had here. Until a degradation classifier trained on our synthesis ships,
-the scores are computed ones: quality is a local sharpness-and-contrast score, and the haze-free probability
-is a logistic function of the dark channel (haze lifts it; clean photos have a dark channel near zero).
+MUSIQ and DA-CLIP cannot be had here. Quality is a local sharpness-and-contrast score (block maps, and the
+global pool score by default) or, for the global pool score, our BRISQUE (``quality="brisque"``); the haze-free
+probability is a logistic function of the dark channel (haze lifts it; clean photos have a dark channel near
+zero) or the shipped degradation classifier's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["LabelPool", "PoolEntry", "block_map", "weight_map", "strong_augment", "clear_probability",
-           "sharpness_quality", "classifier_clear_probability"]  # fmt: skip
+           "sharpness_quality", "brisque_quality", "classifier_clear_probability"]  # fmt: skip
 
 
 @dataclass
@@ -83,6 +84,16 @@ def sharpness_quality(x: torch.Tensor, scale: float = 0.08) -> torch.Tensor:
     y = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).float()
     g = (y[:, :, 1:] - y[:, :, :-1]).abs().mean((1, 2)) + (y[:, 1:] - y[:, :-1]).abs().mean((1, 2))
     return 1.0 - torch.exp(-g / scale)
+
+
+def brisque_quality(x: torch.Tensor) -> torch.Tensor:
+    """Quality in [0, 1] per image ``(B,)``: ``1 - BRISQUE / 100`` (our BRISQUE model, ``clearsight.metrics``).
+
+    A no-reference naturalness score in the role MUSIQ plays in Colabator: unlike :func:`sharpness_quality` it
+    penalises amplified noise and ringing, which also raise the gradient energy."""
+    from ..metrics import create_metric
+
+    return 1.0 - create_metric("brisque")(x.float().clamp(0, 1)).float().clamp(0, 100) / 100
 
 
 def block_map(x: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor], block: int = 32) -> torch.Tensor:

@@ -288,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ad.add_argument("--no-reweight", action="store_true", help="rsr: uniform sample weights (ablation)")
     ad.add_argument("--align-weight", type=float, default=10.0, help="weight of the CORAL term (default 10)")
+    ad.add_argument(
+        "--quality",
+        default="sharpness",
+        choices=["sharpness", "brisque"],
+        help="colabator: the label pool's global quality score (default: sharpness)",
+    )
     ad.add_argument("--iters", type=int, default=500, help="adaptation iterations (default: 500)")
     ad.add_argument("--clean", metavar="DIR", help="clean photos for synthetic pairs that anchor the model")
     ad.add_argument("--size", type=int, default=128, help="training resolution of the target images (default 128)")
@@ -316,6 +322,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
         size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
         amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
+        quality=args.quality,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]

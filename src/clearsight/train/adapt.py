@@ -33,7 +33,15 @@ import torch
 import torch.nn.functional as F
 
 from .._errors import ClearsightError
-from ..adapt.colabator import LabelPool, PoolEntry, block_map, clear_probability, sharpness_quality, strong_augment
+from ..adapt.colabator import (
+    LabelPool,
+    PoolEntry,
+    block_map,
+    brisque_quality,
+    clear_probability,
+    sharpness_quality,
+    strong_augment,
+)
 from ..adapt.colabator import weight_map as make_weight_map
 from ..adapt.coral import coral_exp_loss
 from ..adapt.reweight import RFFWeightLearner
@@ -70,6 +78,7 @@ class AdaptConfig:
     amp: bool = True
     label_pool: bool = True
     weight_map: bool = True
+    quality: str = "sharpness"  # the pool's global quality score: "sharpness" or "brisque" (1 - BRISQUE / 100)
     phases: str = "invariant,align"
     reweight: bool = True
     align_weight: float = 10.0
@@ -166,6 +175,9 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         raise ClearsightError(f"--phases {cfg.phases!r}: a comma-separated list of invariant and align")
     if cfg.iters < 1:
         raise ClearsightError("--iters must be at least 1")
+    if cfg.quality not in ("sharpness", "brisque"):
+        raise ClearsightError(f"--quality {cfg.quality!r}: choose sharpness or brisque")
+    global_quality = sharpness_quality if cfg.quality == "sharpness" else brisque_quality
     torch.manual_seed(cfg.seed)
     ema = cfg.ema if cfg.ema is not None else min(0.999, 1.0 - 10.0 / cfg.iters)
     student, meta = _load_net(cfg.model)
@@ -241,7 +253,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
             if cfg.method == "colabator":
                 with torch.no_grad():
                     label = teacher(real).float().clamp(0, 1)
-                    q, c = sharpness_quality(label), clear_score(label)
+                    q, c = global_quality(label), clear_score(label)
                     wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_score))
                 labels, weights = [], []
                 if not cfg.weight_map:  # ablation: every pixel counts the same
