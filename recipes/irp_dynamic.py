@@ -1,7 +1,7 @@
 """Train the IRP predictor shipped as ``src/clearsight/models/weights/irp_dynamic.safetensors``.
 
-Usage (the shipped file: 8000 iterations on a lent H100, about 5 minutes with labelling on 16 cores; on a 2-core
-CPU expect about 25 minutes of labelling and 0.55 s per iteration)::
+Usage (the shipped file: 8000 iterations on a lent H100, about 4.5 minutes of labelling on 16 cores and 5 of
+training; on a 2-core CPU expect about 25 minutes of labelling and 0.55 s per iteration)::
 
     python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp7 --scenes 7 --iters 8000 --device cuda
 
