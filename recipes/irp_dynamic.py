@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():  # before the long burst labelling
+        raise SystemExit("error: --device cuda, but this torch sees no CUDA GPU (use --device cpu)")
     data, cache = Path(args.data), Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     train_files = image_files([data / "clean/SunHays80", data / "clean/Urban100_x2HR"])
