@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+
+from clearsight.degrade.dataset import image_files
 
 SETS = ("SunHays80", "Urban100_x2HR", "Set14", "Kodak24")  # training and validation sources of the recipes
 
@@ -31,13 +33,18 @@ def main() -> None:
     n = 0
     for name in SETS:
         (dst / name).mkdir(parents=True, exist_ok=True)
-        for f in sorted((src / name).iterdir()):
+        for f in image_files(src / name):
             out = dst / name / (f.stem + ".jpg")
-            if out.exists() or f.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+            if out.exists():
                 continue
             tmp = out.with_name(out.name + ".part")
-            with Image.open(f) as im:
-                im.convert("RGB").save(tmp, format="JPEG", quality=args.quality, subsampling=0)
+            try:
+                with Image.open(f) as im:
+                    im.convert("RGB").save(tmp, format="JPEG", quality=args.quality, subsampling=0)
+            except (OSError, UnidentifiedImageError, ValueError) as e:
+                print(f"skipped {f}: {e}")
+                tmp.unlink(missing_ok=True)
+                continue
             tmp.replace(out)  # an interrupted copy never leaves a truncated image behind
             n += 1
     size = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())

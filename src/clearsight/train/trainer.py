@@ -391,8 +391,7 @@ class Trainer:
     @torch.no_grad()
     def _fit_prototypes(self, batches: int = 16) -> None:
         """Fill the EMA model's source prototype bank (UDAIR) from fresh training crops of every task, cropped to
-        the model's ``proto_size`` (training crops may be larger)."""
-        self._check_prototype_tasks()
+        the model's ``proto_size`` (training crops may be larger; the task list was checked in ``__init__``)."""
         data = dataclasses.replace(self.cfg.data, crop=self.ema.config.proto_size)
         ds = build_train_dataset(data, self.cfg.seed + 104_729)
 
