@@ -189,3 +189,43 @@ def test_learned_model_tiles_close_to_untiled():
     whole = cs.infer.restore_array(h, r, tile=0)[0].astype(np.float32)
     tiled = cs.infer.restore_array(h, r, tile=128, overlap=32)[0].astype(np.float32)
     assert np.abs(whole - tiled).mean() < 4.0  # 8-bit codes
+
+
+class _Blotchy(torch.nn.Module):
+    """A stand-in dehazer: the exact affine correction plus mid-scale blotches no transmission could make."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = torch.Generator().manual_seed(0)
+        blot = torch.nn.functional.interpolate(torch.rand(1, 3, 32, 32, generator=g), size=x.shape[-2:], mode="bicubic")
+        return 1.3 * x - 0.1 + 0.08 * (blot - 0.5)
+
+
+def test_affine_projection_removes_what_no_transmission_makes():
+    from clearsight.models.learned import NetworkRestorer
+
+    x = hazy_scene(96, 128, seed=2)[0]
+    target = np.clip(1.3 * x - 0.1, 0, 1)
+    errs = {}
+    for affine in (None, 0.1):
+        r = NetworkRestorer(_Blotchy(), precision="fp32", max_pixels=None, affine=affine)
+        errs[affine] = np.abs(r.process(x, r.prepare(x)) - target).mean()
+    assert errs[0.1] < 0.4 * errs[None], errs
+    with pytest.raises(ValueError, match="affine"):
+        NetworkRestorer(_Blotchy(), affine=2.0)
+
+
+def test_affine_projection_is_on_for_dehazers_only(tmp_path):
+    assert cs.create_model("corun.haze").affine == cs.models.AFFINE_DEFAULTS["corun"]
+    assert cs.create_model("corun.haze", affine=None).affine is None
+    assert cs.create_model("udair.allinone").affine is None
+    path = save_weights(_tiny("corun"), tmp_path / "w.safetensors", "corun", {"preset": "tiny"})
+    assert load_restorer(path).affine == cs.models.AFFINE_DEFAULTS["corun"]
+    # through the CLI: --affine 0 turns it off; it has no meaning for a classical restorer
+    from conftest import run_cli
+
+    img = tmp_path / "in.png"
+    cs.io.save_image(img, to_u8(hazy_scene(40, 56, seed=1)[0]))
+    r = run_cli("restore", str(img), "-o", str(tmp_path / "o"), "--weights", str(path), "--affine", "0", "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("restore", str(img), "-o", str(tmp_path / "o2"), "--model", "dcp", "--affine", "0.05", "-q")
+    assert r.returncode == 1 and "--affine" in r.stderr

@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         "0 for full resolution (slower) (default: 300000)",
     )
     r.add_argument(
+        "--affine",
+        type=float,
+        default=None,
+        metavar="F",
+        help="learned models: replace the output by its best locally affine function of the input in windows of "
+        "radius F x the shorter side, which removes blotches in flat regions but keeps the input's noise; "
+        "0 turns it off (default: 0.07 for the dehazing networks corun and rsr, off for udair)",
+    )
+    r.add_argument(
         "--tile",
         type=_tile,
         default=None,
@@ -687,6 +696,9 @@ def _restorer(args: argparse.Namespace):
     from ..models import create_model, load_restorer, model_info
 
     opts = {"precision": args.precision, "max_pixels": args.max_pixels or None}
+    affine = getattr(args, "affine", None)
+    if affine is not None:
+        opts["affine"] = affine or None
     tta = getattr(args, "tta", False)
     if tta:
         opts["tta"] = True
@@ -699,6 +711,8 @@ def _restorer(args: argparse.Namespace):
         raise ClearsightError(str(e)) from None
     if tta:
         raise ClearsightError(f"--tta needs a learned udair model, not {args.model}")
+    if affine:
+        raise ClearsightError(f"--affine applies to learned models, not {args.model}")
     return args.model
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "build_arch",
     "load_restorer",
     "weights_file",
+    "AFFINE_DEFAULTS",
 ]
 
 
@@ -116,11 +117,17 @@ def weights_file(model: str):
     return WEIGHTS_DIR / f"{arch}_{tag}.safetensors"
 
 
+#: Default window radius (fraction of the shorter side) of the locally affine projection per architecture: on for
+#: the dehazing networks, off for the all-in-one one (see :mod:`clearsight.models.learned` and ``docs/learned.md``).
+AFFINE_DEFAULTS: dict[str, float] = {"corun": 0.07, "rsr": 0.07}
+
+
 def load_restorer(weights, name: str | None = None, pretrained: bool = True, **overrides) -> Restorer:
     """A restorer running the network of a weights file (``clearsight restore --weights FILE``).
 
     ``overrides`` go to :class:`~clearsight.models.learned.NetworkRestorer` (``precision``, ``max_pixels``,
-    ``halo``).
+    ``halo``, ``affine``). Dehazing architectures (:data:`AFFINE_DEFAULTS`) get the locally affine projection
+    unless ``affine`` is given (``affine=None`` turns it off).
     """
     import json
     from pathlib import Path
@@ -134,6 +141,8 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
         meta = read_metadata(weights)
         net = build_arch(meta["arch"], **json.loads(meta.get("args", "{}")))
     name = name or meta.get("name") or Path(weights).stem
+    if "affine" not in overrides:
+        overrides["affine"] = AFFINE_DEFAULTS.get(meta.get("arch", ""))
     return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
 
 
