@@ -36,6 +36,7 @@ from clearsight.degrade.dataset import image_files
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor, write_image
 from clearsight.metrics.no_reference import haze_score
+from clearsight.models.learned import _bf16_ok
 from clearsight.priors import DCP
 
 TEXTBOOK = {"omega": 0.95, "tolerance": 0.0, "eps": 1e-4, "airlight": "he"}
@@ -80,10 +81,14 @@ def speed(methods: list[str], repeats: int) -> dict:
 
 
 def onnx_comparison(model: str, repeats: int) -> dict:
-    """Seconds for one 400x720 network pass: torch fp32, torch bf16, and onnxruntime fp32 (if onnx is installed)."""
+    """Seconds for one 400x720 network pass: torch fp32, torch bf16 (where the CPU has it), and onnxruntime fp32
+    (if onnx is installed)."""
+    import inspect
+
     net = cs.create_model(model, precision="fp32").net.float()
     x = torch.rand(1, 3, 400, 720)
     a = torch.full((1, 3, 1, 1), 0.8)
+    with_air = "airlight" in inspect.signature(net.forward).parameters  # CORUN takes the airlight, RSR does not
 
     class _Net(torch.nn.Module):
         def __init__(self, n):
@@ -91,7 +96,9 @@ def onnx_comparison(model: str, repeats: int) -> dict:
             self.n = n
 
         def forward(self, x, a):
-            return self.n(x, airlight=a)
+            return self.n(x, airlight=a) if with_air else self.n(x) + 0 * a.sum()
+
+    wrapped = _Net(net).eval()
 
     def timed(fn) -> float:
         fn()
@@ -102,14 +109,15 @@ def onnx_comparison(model: str, repeats: int) -> dict:
             ts.append(time.perf_counter() - t0)
         return float(np.median(ts))
 
-    res = {"input": "1x3x400x720", "threads": torch.get_num_threads()}
+    res = {"input": "1x3x400x720", "threads": torch.get_num_threads(), "torch_bf16": None}
     with torch.no_grad():
-        res["torch_fp32"] = timed(lambda: net(x, airlight=a))
-        cl = x.contiguous(memory_format=torch.channels_last)
-        net_cl = net.to(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            res["torch_bf16"] = timed(lambda: net_cl(cl, airlight=a))
-        net.to(memory_format=torch.contiguous_format)
+        res["torch_fp32"] = timed(lambda: wrapped(x, a))
+        if _bf16_ok():  # without native bf16 the autocast path is emulated and many times slower
+            cl = x.contiguous(memory_format=torch.channels_last)
+            wrapped.to(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                res["torch_bf16"] = timed(lambda: wrapped(cl, a))
+            wrapped.to(memory_format=torch.contiguous_format)
     try:
         import onnx  # noqa: F401  (the exporter needs it)
         import onnxruntime as ort
@@ -120,15 +128,26 @@ def onnx_comparison(model: str, repeats: int) -> dict:
 
     with tempfile.TemporaryDirectory() as d:
         path = f"{d}/model.onnx"
-        torch.onnx.export(_Net(net), (x, a), path, dynamo=False, input_names=["x", "a"], opset_version=17)
+        torch.onnx.export(wrapped, (x, a), path, dynamo=False, input_names=["x", "a"], opset_version=17)
         so = ort.SessionOptions()
         so.intra_op_num_threads = torch.get_num_threads()
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         feed = {"x": x.numpy(), "a": a.numpy()}
         res["onnxruntime_fp32"] = timed(lambda: sess.run(None, feed))
         with torch.no_grad():
-            res["onnx_max_abs_diff"] = float(np.abs(sess.run(None, feed)[0] - net(x, airlight=a).numpy()).max())
+            res["onnx_max_abs_diff"] = float(np.abs(sess.run(None, feed)[0] - wrapped(x, a).numpy()).max())
     return res
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def clean_haze_range(data: Path) -> dict:
@@ -182,7 +201,8 @@ def extra_markdown(res: dict) -> str:
         "",
         f"Command: `{res['command']}`  ",
         f"Machine: {res['machine']}; torch {res['torch']}. Learned models run as shipped (bf16 where the CPU has it, "
-        "restored at up to 0.3 MP with guided upsampling beyond).",
+        "restored at up to 0.3 MP with guided upsampling beyond; corun and rsr with the locally affine projection, "
+        "`docs/learned.md`).",
         "",
         f"Haze score of clean photos (`clean/`, n={res['clean_haze_score']['n']}): p10 "
         f"{res['clean_haze_score']['p10']:.3f}, p90 {res['clean_haze_score']['p90']:.3f}.",
@@ -204,7 +224,8 @@ def extra_markdown(res: dict) -> str:
     for m, r in res["onnx"].items():
         ort_s = "not installed" if r.get("onnxruntime_fp32") is None else f"{r['onnxruntime_fp32']:.3f}"
         diff = f"{r['onnx_max_abs_diff']:.1e}" if "onnx_max_abs_diff" in r else "–"
-        lines.append(f"| {m} | {r['torch_fp32']:.3f} | {r['torch_bf16']:.3f} | {ort_s} | {diff} |")
+        bf16 = "no native bf16" if r.get("torch_bf16") is None else f"{r['torch_bf16']:.3f}"
+        lines.append(f"| {m} | {r['torch_fp32']:.3f} | {bf16} | {ort_s} | {diff} |")
     lines += ["", "## Acceptance checks", "", "| model | check | value | pass |", "|---|---|---|---|"]
     for c in res["checks"]:
         lines.append(f"| {c['model']} | {c['check']} | {c['value']} | {'yes' if c['pass'] else '**no**'} |")
@@ -235,7 +256,9 @@ def main() -> None:
     print("scoring SOTS-indoor and the real sets ...", flush=True)
     res = run_bench(cfg, restorers={"dcp-textbook": DCP(**TEXTBOOK)})
     res["command"] = "python benchmarks/learned.py --data " + args.data
-    res["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if args.models != ap.get_default("models"):
+        res["command"] += " --models " + args.models
+    res["machine"] = f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if _bf16_ok() else 'no'}"
     res["torch"] = torch.__version__
     res["clean_haze_score"] = clean_haze_range(data)
     print("timing 1080p ...", flush=True)
