@@ -179,3 +179,15 @@ def test_degradation_classifier_scores_haze():
     assert float(meta["heldout_hazy_accuracy"]) >= 0.8
     # it also scores 32-px blocks
     assert block_map(hazy, score, 32).shape == (4, 1, 96, 96)
+
+
+def test_adapt_runs_in_float32_where_the_cpu_has_no_bf16(tmp_path, monkeypatch):
+    import clearsight.train.adapt as adapt_mod
+
+    target = _target(tmp_path / "cam", 6)
+    cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "a.safetensors"), iters=1, size=48,
+                                eval_every=1)  # fmt: skip
+    monkeypatch.setattr(adapt_mod, "_bf16_ok", lambda: False)
+    seen = []
+    adapt_mod.adapt(cfg, progress=False, log=seen.append)
+    assert any("float32" in m for m in seen)

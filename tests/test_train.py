@@ -109,10 +109,21 @@ def test_validation_psnr_of_identity_items_is_finite():
     y = torch.rand(3, 32, 32)
     items = [{"degraded": y.clone(), "clean": y}, {"degraded": (y + 0.1).clamp(0, 1), "clean": y}]
     fake = SimpleNamespace(cfg=SimpleNamespace(val_metrics=["psnr"], amp="none"), device=torch.device("cpu"),
-                           ema=lambda x: x * 0.9)  # fmt: skip
+                           ema=lambda x: x * 0.9, _amp=False)  # fmt: skip
     res = Trainer.validate(fake, items)
     assert np.isfinite(res["input_psnr"]) and 40 < res["input_psnr"] <= 60
     assert np.isfinite(res["psnr"]) and res["psnr"] < res["input_psnr"]
+
+
+def test_bf16_falls_back_to_float32_on_a_cpu_without_it(data_root, tmp_path, monkeypatch):
+    import clearsight.train.trainer as trainer_mod
+
+    cfg = load_config(None, _overrides(data_root, tmp_path / "run", amp="bf16"))
+    monkeypatch.setattr(trainer_mod, "_bf16_ok", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert trainer_mod.Trainer(cfg, progress=False)._amp is False
+    monkeypatch.setattr(trainer_mod, "_bf16_ok", lambda: True)
+    assert trainer_mod.Trainer(cfg, progress=False)._amp is True
 
 
 # ------------------------------------------------------------------------------------------ training runs

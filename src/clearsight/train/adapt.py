@@ -46,6 +46,7 @@ from ..adapt.colabator import weight_map as make_weight_map
 from ..adapt.coral import coral_exp_loss
 from ..adapt.reweight import RFFWeightLearner
 from ..io import load_image
+from ..models.learned import _bf16_ok
 
 __all__ = ["AdaptConfig", "adapt", "MIN_IMAGES"]
 
@@ -75,7 +76,7 @@ class AdaptConfig:
     eval_every: int = 100
     ckpt_every: int = 50
     seed: int = 0
-    amp: bool = True
+    amp: bool = True  # bf16 autocast where the CPU has native bf16; float32 elsewhere
     label_pool: bool = True
     weight_map: bool = True
     quality: str = "sharpness"  # the pool's global quality score: "sharpness" or "brisque" (1 - BRISQUE / 100)
@@ -226,8 +227,11 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
             weighter.load_state_dict(state["weighter"])
         start, history = state["iteration"], state["history"]
         log(f"resuming at iteration {start}")
+    amp = cfg.amp and _bf16_ok()
+    if cfg.amp and not amp:
+        log("this CPU has no native bf16 (emulated autocast is many times slower): running in float32")
     if start == 0:
-        history.append({"iteration": 0, **_evaluate(teacher, held, cfg.amp)})
+        history.append({"iteration": 0, **_evaluate(teacher, held, amp)})
         log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]) + f"; haze-free score: {clear_name}")
     bar = tqdm(total=cfg.iters, initial=start, disable=not progress, desc=f"adapt ({cfg.method})", unit="it")
     gen = torch.Generator()
@@ -236,7 +240,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         idx = [(it * cfg.batch + b) % len(train_imgs) for b in range(cfg.batch)]
         real = torch.stack([_t(train_imgs[i]) for i in idx])
         loss = real.new_zeros(())
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             if synth is not None:
                 items = [synth[it * cfg.batch + b] for b in range(cfg.batch)]
                 xs, ys = torch.stack([i["degraded"] for i in items]), torch.stack([i["clean"] for i in items])
@@ -287,7 +291,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if done % cfg.eval_every == 0 or done == cfg.iters:
-            history.append({"iteration": done, **_evaluate(teacher, held, cfg.amp)})
+            history.append({"iteration": done, **_evaluate(teacher, held, amp)})
             bar.write("held-out: " + json.dumps(history[-1]))
         if done % cfg.ckpt_every == 0 or done == cfg.iters:
             state = {

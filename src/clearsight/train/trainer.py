@@ -19,6 +19,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .._errors import ClearsightError
+from ..models.learned import _bf16_ok
 from .config import TrainConfig, config_to_dict
 from .data import IterationBatches, build_train_dataset, build_val_items
 from .losses import RestorationLoss
@@ -89,6 +91,10 @@ class Trainer:
         self.device = torch.device(f"cuda:{local}" if want == "cuda" else want)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+        # bf16 autocast on a CPU without native bf16 is emulated and many times slower than float32
+        self._amp = cfg.amp == "bf16" and (self.device.type != "cpu" or _bf16_ok())
+        if cfg.amp == "bf16" and not self._amp:
+            warnings.warn("this CPU has no native bf16: training in float32 instead of bf16 autocast", stacklevel=2)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.out = Path(cfg.out)
@@ -250,7 +256,7 @@ class Trainer:
         metrics = {m: create_metric(m) for m in self.cfg.val_metrics}
         scores: dict[str, list[float]] = {m: [] for m in metrics}
         scores.update({f"input_{m}": [] for m in metrics})
-        amp = self.cfg.amp == "bf16"
+        amp = self._amp
         for k in range(0, len(items), 4):
             chunk = items[k : k + 4]
             x = torch.stack([c["degraded"] for c in chunk]).to(self.device)
@@ -314,7 +320,7 @@ class Trainer:
             total=total, initial=self.start, disable=not self.progress or self.rank != 0, desc=cfg.name,
             unit="it", dynamic_ncols=True,
         )  # fmt: skip
-        amp = cfg.amp == "bf16"
+        amp = self._amp
         self.model.train()
         last: dict[str, float] = {}
         t_start = t_last = time.time()
