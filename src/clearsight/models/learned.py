@@ -153,14 +153,13 @@ class NetworkRestorer(Restorer):
         else:
             low = np.ascontiguousarray(x)
         out = self._run(torch.from_numpy(low).permute(2, 0, 1)[None], air)[0].permute(1, 2, 0).numpy()
-        out = np.ascontiguousarray(out)
         if self.affine:
             radius = max(1, round(self.affine * min(low.shape[:2])))
-            res = guided_upsample(low, out, x, radius=radius, eps=_AFFINE_EPS)
+            res = guided_upsample(low, np.ascontiguousarray(out), x, radius=radius, eps=_AFFINE_EPS)
         elif scale < 1.0:
-            res = guided_upsample(low, out, x)
+            res = guided_upsample(low, np.ascontiguousarray(out), x)
         else:
-            res = out
+            res = out  # the clip below copies it anyway
         return np.clip(res, 0, 1).astype(np.float32)
 
     def __repr__(self) -> str:
