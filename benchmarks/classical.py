@@ -83,6 +83,7 @@ def fidelity(data: Path) -> dict:
 
 
 def _speed_child(name: str, repeats: int, image: str) -> None:
+    cs.tune_allocator()  # as the clearsight command does
     """Runs in a fresh process: time one method at 1080p and report peak memory."""
     import cv2
 

@@ -280,6 +280,7 @@ def to_html(res: dict, gallery: list) -> str:
 
 
 def main() -> None:
+    cs.tune_allocator()  # timings as the clearsight command runs (quality scores do not depend on it)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--weights", help="IRP weights (default: the shipped irp.dynamic)")

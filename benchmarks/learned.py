@@ -49,6 +49,7 @@ def make(name: str):
 
 
 def _speed_child(name: str, repeats: int) -> None:
+    cs.tune_allocator()  # as the clearsight command does
     torch.set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(0)
     # a smooth synthetic 1080p frame (content does not change the cost of these methods)
@@ -258,7 +259,10 @@ def main() -> None:
     res["command"] = "python benchmarks/learned.py --data " + args.data
     if args.models != ap.get_default("models"):
         res["command"] += " --models " + args.models
-    res["machine"] = f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if _bf16_ok() else 'no'}"
+    res["machine"] = (
+        f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if _bf16_ok() else 'no'}, "
+        f"allocator tuned: {'yes' if cs.tune_allocator() else 'no'}"
+    )
     res["torch"] = torch.__version__
     res["clean_haze_score"] = clean_haze_range(data)
     print("timing 1080p ...", flush=True)

@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from clearsight.physics import haze
+from clearsight.runtime import tune_allocator
 
 ROOT = Path(__file__).resolve().parents[1]
+tune_allocator()  # in-process network passes as fast as the CLI's
 
 
 def scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:

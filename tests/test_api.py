@@ -49,3 +49,31 @@ def test_docstring_examples(module):
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_tune_allocator_sets_glibc_thresholds_once_and_can_be_turned_off(monkeypatch):
+    from types import SimpleNamespace
+
+    import clearsight.runtime as rt
+
+    calls = []
+
+    def mallopt(param, value):
+        calls.append((param, value))
+        return 1
+
+    monkeypatch.setattr(rt, "_TUNED", None)
+    monkeypatch.setattr(rt, "_libc", lambda: SimpleNamespace(mallopt=mallopt))
+    monkeypatch.setattr(rt.sys, "platform", "linux")
+    monkeypatch.setattr(rt.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    monkeypatch.setenv("CLEARSIGHT_MALLOC", "0")
+    assert rt.tune_allocator() is False and calls == []
+    monkeypatch.delenv("CLEARSIGHT_MALLOC")
+    with pytest.raises(ValueError, match="threshold"):
+        rt.tune_allocator(0)
+    assert rt.tune_allocator() is True
+    assert sorted(calls) == [(-3, 1 << 30), (-1, 1 << 30)]  # M_MMAP_THRESHOLD and M_TRIM_THRESHOLD
+    assert rt.tune_allocator() is True and len(calls) == 2  # idempotent
+    monkeypatch.setattr(rt, "_TUNED", None)
+    monkeypatch.setattr(rt.platform, "libc_ver", lambda: ("", ""))  # musl, macOS: nothing to tune
+    assert rt.tune_allocator() is False and len(calls) == 2

@@ -9,6 +9,7 @@ Public API::
     cs.list_models(); cs.create_model("dcp", omega=0.9)
     cs.create_model("corun.haze")              # a shipped network; cs.load_restorer("my.safetensors")
     cs.create_metric("psnr")(out, reference)  # one score per image
+    cs.tune_allocator()                        # faster network passes on Linux (the CLI does this itself)
 
 Names are imported lazily, so ``import clearsight`` stays cheap.
 """
@@ -50,6 +51,7 @@ _LAZY = {
     "infer": None,
     "train": None,
     "load_restorer": "models",
+    "tune_allocator": "runtime",
 }
 
 __all__ = sorted(k for k in _LAZY) + ["__version__"]
@@ -85,3 +87,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import ImageRecord, load_image, read_image, save_image, write_image
     from .metrics import create_metric, list_metrics
     from .models import create_model, list_models, load_restorer, model_info
+    from .runtime import tune_allocator
