@@ -37,6 +37,7 @@ from clearsight.train.adapt import AdaptConfig, adapt
 
 VARIANTS = {
     "colabator": {"model": "corun.haze", "method": "colabator"},
+    "projected_labels": {"model": "corun.haze", "method": "colabator", "project_labels": -1},
     "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
     "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},
     "colabator_brisque": {"model": "corun.haze", "method": "colabator", "quality": "brisque"},

@@ -191,3 +191,16 @@ def test_adapt_runs_in_float32_where_the_cpu_has_no_bf16(tmp_path, monkeypatch):
     seen = []
     adapt_mod.adapt(cfg, progress=False, log=seen.append)
     assert any("float32" in m for m in seen)
+
+
+def test_projected_pseudo_labels_are_locally_affine_in_the_input():
+    from clearsight.train.adapt import _project
+
+    real = torch.from_numpy(hazy_scene(64, 64, seed=3)[0]).permute(2, 0, 1)[None]
+    affine = 0.1 + 0.8 * real  # what a dehazer with a constant transmission gives (here within [0, 1])
+    assert float((_project(real, affine, 0.1) - affine).abs().max()) < 0.01  # kept
+    # texture the teacher invented: nothing in the input explains it, so the fit drops most of it
+    fake = 0.05 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))
+    before = float(fake.abs().mean())
+    after = float((_project(real, affine + fake, 0.1) - affine).abs().mean())
+    assert after < 0.5 * before

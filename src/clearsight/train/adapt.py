@@ -83,6 +83,9 @@ class AdaptConfig:
     phases: str = "invariant,align"
     reweight: bool = True
     align_weight: float = 10.0
+    # window radius (fraction of the side) of a locally affine fit of each pseudo-label to its input; -1: the
+    # model's inference default; None: off (the default: it made CORUN worse, docs/adaptation.md)
+    project_labels: float | None = None
 
 
 def _load_net(model: str):
@@ -142,6 +145,20 @@ def _clear_score():
     return clear_probability, "dark-channel proxy"
 
 
+def _project(real: torch.Tensor, label: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Each pseudo-label replaced by its best locally affine function of its real input (the projection that the
+    restorer applies at inference, :mod:`clearsight.models.learned`), so the student never learns the blotches
+    and invented texture of the teacher's raw output."""
+    from ..models.learned import _AFFINE_EPS, guided_upsample
+
+    out = []
+    for x, y in zip(real.float(), label):
+        xi, yi = x.permute(1, 2, 0).numpy(), y.permute(1, 2, 0).numpy()
+        r = max(1, round(fraction * min(xi.shape[:2])))
+        out.append(torch.from_numpy(guided_upsample(xi, yi, xi, radius=r, eps=_AFFINE_EPS)).permute(2, 0, 1))
+    return torch.stack(out).clamp(0, 1)
+
+
 def _forward(net, x):
     f = getattr(net, "forward_train", None)
     return f(x) if f is not None else {"image": net(x)}
@@ -179,11 +196,18 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     if cfg.quality not in ("sharpness", "brisque"):
         raise ClearsightError(f"--quality {cfg.quality!r}: choose sharpness or brisque")
     global_quality = sharpness_quality if cfg.quality == "sharpness" else brisque_quality
+    if cfg.project_labels is not None and cfg.project_labels != -1 and not 0 <= cfg.project_labels <= 1:
+        raise ClearsightError(f"project_labels={cfg.project_labels}: a fraction of the image side in [0, 1]")
     torch.manual_seed(cfg.seed)
     ema = cfg.ema if cfg.ema is not None else min(0.999, 1.0 - 10.0 / cfg.iters)
     student, meta = _load_net(cfg.model)
     names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
+    project = cfg.project_labels
+    if project == -1:
+        from ..models import AFFINE_DEFAULTS
+
+        project = AFFINE_DEFAULTS.get(meta["arch"])
     student.train()
     cp = ContrastPerceptualLoss("random")
     pool = LabelPool()
@@ -257,6 +281,8 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
             if cfg.method == "colabator":
                 with torch.no_grad():
                     label = teacher(real).float().clamp(0, 1)
+                    if project:
+                        label = _project(real, label, project)
                     q, c = global_quality(label), clear_score(label)
                     wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_score))
                 labels, weights = [], []
