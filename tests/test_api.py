@@ -26,6 +26,7 @@ DOCTEST_MODULES = [
     "clearsight.degrade.capture",
     "clearsight.irp.labels",
     "clearsight.irp.apps",
+    "clearsight.video",
     "clearsight.models.irp",
     "clearsight.train",
     "clearsight.train.config",

@@ -29,6 +29,7 @@ from ._errors import ClearsightError, ImageReadError, ImageWriteError
 from .io import WRITABLE_FORMATS, extension_for_format, load_image, save_image
 from .models import create_model
 from .priors.base import Restorer, RestorerState, make_preview
+from .video import VIDEO_EXTENSIONS, is_video, video_output_suffix
 
 __all__ = [
     "AUTO_TILE_PIXELS",
@@ -104,6 +105,7 @@ def restore_array(
     tile: int | None = None,
     overlap: int = 32,
     on_tile: Callable[[int, int], None] | None = None,
+    state: RestorerState | None = None,
 ) -> tuple[np.ndarray, RestorerState]:
     """Restore one image held as an ``(H, W, 3)`` array, tiling it if needed.
 
@@ -114,6 +116,8 @@ def restore_array(
             :data:`AUTO_TILE_PIXELS`; ``0`` never tiles.
         overlap: minimum overlap between neighbouring tiles, blended with linear ramps.
         on_tile: called as ``on_tile(done, total)`` after each tile (for progress bars).
+        state: the restorer's global state to use (e.g. smoothed over the frames of a video); ``None``:
+            ``restorer.prepare`` on a preview of ``arr``.
 
     Returns:
         the restored array (same dtype and shape as ``arr``) and the state the restorer used.
@@ -122,7 +126,8 @@ def restore_array(
         raise ValueError(f"expected an (H, W, 3) array, got shape {arr.shape}")
     h, w = arr.shape[:2]
     scale = _scale_of(arr.dtype)
-    state = restorer.prepare(make_preview(arr))
+    if state is None:
+        state = restorer.prepare(make_preview(arr))
     if tile is None:
         tile = DEFAULT_TILE if h * w > AUTO_TILE_PIXELS else 0
     if tile and tile <= 2 * overlap:
@@ -251,7 +256,7 @@ def collect_inputs(
 ) -> tuple[list[tuple[Path, Path]], list[FileResult]]:
     """Expand files, folders and glob patterns into ``(source, relative output path)`` pairs.
 
-    Folders contribute the files with an image extension (recursively with ``recursive=True``);
+    Folders contribute the files with an image or video extension (recursively with ``recursive=True``);
     their relative layout is kept under the output folder. Files named explicitly are always tried,
     whatever their extension. Inputs that match nothing become failures.
     """
@@ -270,10 +275,14 @@ def collect_inputs(
         if p.is_dir():
             it: Iterable[Path] = p.rglob("*") if recursive else p.iterdir()
             found = sorted(
-                f for f in it if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")
+                f
+                for f in it
+                if f.is_file()
+                and (f.suffix.lower() in IMAGE_EXTENSIONS or f.suffix.lower() in VIDEO_EXTENSIONS)
+                and not f.name.startswith(".")
             )
             if not found:
-                errors.append(FileResult(str(p), None, "failed", f"{p}: folder holds no image files"))
+                errors.append(FileResult(str(p), None, "failed", f"{p}: folder holds no image or video files"))
             for f in found:
                 add(f, f.relative_to(p))
         elif p.exists() or p.is_symlink():
@@ -314,6 +323,7 @@ def restore_files(
     quality: int = 95,
     progress: bool = True,
     on_result: Callable[[FileResult], None] | None = None,
+    smooth: float = 0.9,
 ) -> Summary:
     """Restore files, folders and glob patterns into ``outdir``.
 
@@ -334,6 +344,11 @@ def restore_files(
         quality: JPEG/WebP quality.
         progress: show a progress bar on stderr.
         on_result: called with each :class:`FileResult` as soon as it is known.
+        smooth: videos (:mod:`clearsight.video`): weight of the past in the frame-to-frame average of the
+            restorer's global parameters; 0 restores each frame on its own.
+
+    Video files (:data:`~clearsight.video.VIDEO_EXTENSIONS`) are restored frame by frame into a video of the
+    same name (``fmt`` and ``tile`` apply to images only; see :func:`~clearsight.video.restore_video`).
     """
     if fmt != "same" and fmt not in WRITABLE_FORMATS:
         raise ClearsightError(f"unknown output format {fmt!r}; choose same, {', '.join(WRITABLE_FORMATS)}")
@@ -378,11 +393,16 @@ def restore_files(
         for src, rel in pairs:
             t0 = time.perf_counter()
             out_fmt = fmt
-            if fmt == "same":
-                out_fmt = _sniff_format(src) or "png"
-                if out_fmt not in WRITABLE_FORMATS:
-                    out_fmt = "png"
-            dst = outdir / rel.with_suffix(extension_for_format(out_fmt))
+            video = is_video(src)
+            if video:
+                out_fmt = "video"
+                dst = outdir / rel.with_suffix(video_output_suffix(src))
+            else:
+                if fmt == "same":
+                    out_fmt = _sniff_format(src) or "png"
+                    if out_fmt not in WRITABLE_FORMATS:
+                        out_fmt = "png"
+                dst = outdir / rel.with_suffix(extension_for_format(out_fmt))
             if os.path.realpath(dst) in claimed:  # a.png and a.jpg would both become a.png
                 dst = dst.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}{dst.suffix}")
             key = os.path.realpath(dst)
@@ -395,6 +415,8 @@ def restore_files(
                 )
             elif dst.exists() and not overwrite:
                 record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)"))
+            elif video:
+                record(_restore_video_file(src, dst, restorer, tile, overlap, smooth, quality, t0, bar is not None))
             else:
                 record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0, bar is not None))
             if bar is not None:
@@ -423,6 +445,33 @@ class _TileBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _restore_video_file(
+    src: Path,
+    dst: Path,
+    restorer: Restorer,
+    tile: int | None,
+    overlap: int,
+    smooth: float,
+    quality: int,
+    t0: float,
+    frame_progress: bool = False,
+) -> FileResult:
+    from .video import restore_video
+
+    try:
+        info = restore_video(src, dst, restorer, tile, overlap, smooth, quality, progress=frame_progress)
+    except ClearsightError as e:
+        msg = str(e) if str(src) in str(e) else f"{src}: {e}"
+        return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
+    except OSError as e:
+        return FileResult(str(src), str(dst), "failed", f"{src}: {e.strerror or e}", seconds=time.perf_counter() - t0)
+    except MemoryError:
+        msg = f"{src}: out of memory; try a smaller --tile"
+        return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
+    msg = f"{info['frames']} frames at {info['fps']:.3g} fps"
+    return FileResult(str(src), str(dst), "done", msg, info["method"], time.perf_counter() - t0)
 
 
 def _restore_one(

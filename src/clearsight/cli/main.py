@@ -18,6 +18,7 @@ examples:
   clearsight restore photos/ -o out/ -r                a folder and its sub-folders
   clearsight restore 'cam*/2026-*.jpg' -o out/ --model dcp-night --format png
   clearsight restore huge.tif -o out/ --tile 1024      tile a large image (memory stays flat)
+  clearsight restore dashcam.mp4 -o out/ -m dcp        a video, frame by frame, without flicker
 
 Existing outputs are skipped, so re-running an interrupted batch resumes it; --overwrite redoes them.
 A result is never written onto an input file. Each file that fails is reported on one line and the
@@ -55,13 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "restore",
-        help="restore images, folders or glob patterns into an output folder",
+        help="restore images, videos, folders or glob patterns into an output folder",
         description="Restore images into an output folder, keeping alpha, bit depth, colour profile and "
-        "EXIF (orientation applied).",
+        "EXIF (orientation applied). Videos (.mp4 .avi .mov .mkv .m4v .webm .mpg) are restored frame by frame "
+        "into a video of the same name, frame rate and size (no audio), with the restorer's global estimates "
+        "carried from frame to frame (--smooth) so that the result does not flicker.",
         epilog=RESTORE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders or glob patterns")
     r.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     r.add_argument(
         "-m", "--model", default="auto", choices=_models(), help="restorer (default: auto; see 'clearsight models')"
@@ -115,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default: same as the input's content)",
     )
     r.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG/WebP quality 1-100 (default: 95)")
+    r.add_argument(
+        "--smooth",
+        type=float,
+        default=0.9,
+        metavar="W",
+        help="videos: weight of the past in the frame-to-frame average of the airlight and other global "
+        "estimates, in [0, 1); 0 restores each frame on its own (default: 0.9); 'auto' keeps the method it "
+        "picks on the first frame",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
     r.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     r.add_argument("--report", action="store_true", help="print a before/after table of image statistics")
@@ -664,7 +676,9 @@ def _stats(path: str) -> dict[str, float]:
 
 
 def _print_report(results) -> None:
-    rows = [r for r in results if r.status == "done"]
+    from ..video import is_video
+
+    rows = [r for r in results if r.status == "done" and not is_video(r.source)]
     if not rows:
         return
     print()
@@ -717,7 +731,12 @@ def _restorer(args: argparse.Namespace):
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
+    from .._errors import ClearsightError
     from ..infer import restore_files
+
+    smooth = getattr(args, "smooth", 0.9)  # 'demo' builds its own arguments
+    if not 0 <= smooth < 1:
+        raise ClearsightError(f"--smooth must be in [0, 1), got {smooth}")
 
     def on_result(r) -> None:
         if r.status == "failed":
@@ -736,6 +755,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         quality=args.quality,
         progress=not args.quiet,
         on_result=on_result,
+        smooth=smooth,
     )
     if args.report:
         _print_report(summary.results)

@@ -25,6 +25,7 @@ import torch
 from .._errors import ClearsightError
 from ..infer import IMAGE_EXTENSIONS
 from ..io import load_image, save_image
+from ..video import VIDEO_EXTENSIONS, is_video
 
 __all__ = [
     "IRPPredictor",
@@ -36,8 +37,6 @@ __all__ = [
     "read_setting",
     "select_frames",
 ]
-
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
 class IRPPredictor:
@@ -82,10 +81,6 @@ def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False)
     if meta.get("arch") != "irp":
         raise ClearsightError(f"{path}: holds a {meta.get('arch')} network, not an IRP predictor")
     return IRPPredictor(net, bf16)
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def _video_frames(path: Path, every: int) -> Iterator[tuple[str, np.ndarray]]:
