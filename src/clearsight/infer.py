@@ -348,7 +348,7 @@ def restore_files(
             restorer's global parameters; 0 restores each frame on its own.
 
     Video files (:data:`~clearsight.video.VIDEO_EXTENSIONS`) are restored frame by frame into a video of the
-    same name (``fmt`` and ``tile`` apply to images only; see :func:`~clearsight.video.restore_video`).
+    same name (``fmt`` applies to images only; see :func:`~clearsight.video.restore_video`).
     """
     if fmt != "same" and fmt not in WRITABLE_FORMATS:
         raise ClearsightError(f"unknown output format {fmt!r}; choose same, {', '.join(WRITABLE_FORMATS)}")
