@@ -270,7 +270,7 @@ def _run_markdown(res: dict) -> list[str]:
     lines += [
         "",
         "Projected: the network's output replaced by its locally affine fit to the input, as clearsight runs its "
-        "dehazing networks (radius 7 % of the shorter side, `docs/learned.md`); earlier runs were scored without it.",
+        "dehazing networks (radius 7 % of the shorter side, `docs/learned.md`); rows with – were scored without it.",
     ]
     return lines
 
