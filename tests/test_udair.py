@@ -155,7 +155,7 @@ def test_identification_loss_prefers_clustered_embeddings_and_trains_them():
     # a few gradient steps on random embeddings make nearest-class-mean identification right
     x = torch.randn(8, 32, generator=g, requires_grad=True)
     opt = torch.optim.SGD([x], lr=0.5)
-    first = float(degradation_supcon(x, task))
+    first = float(degradation_supcon(x, task).detach())
     for _ in range(50):
         opt.zero_grad()
         degradation_supcon(x, task).backward()
