@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 import clearsight as cs
-from clearsight.bench import BenchConfig, reset_peak_rss, run_bench, status_kb, to_html, to_markdown
+from clearsight.bench import BenchConfig, cpu_name, reset_peak_rss, run_bench, status_kb, to_html, to_markdown
 from clearsight.degrade.dataset import image_files
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor, write_image
@@ -138,17 +137,6 @@ def onnx_comparison(model: str, repeats: int) -> dict:
         with torch.no_grad():
             res["onnx_max_abs_diff"] = float(np.abs(sess.run(None, feed)[0] - wrapped(x, a).numpy()).max())
     return res
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def clean_haze_range(data: Path) -> dict:

@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from clearsight.bench import cpu_name
 from clearsight.degrade.dataset import SynthesisDataset, image_files
 from clearsight.degrade.pipeline import PipelineConfig
 from clearsight.infer import restore_array
@@ -103,16 +103,6 @@ class ProxyUNet(nn.Module):
         d2 = self.d2(self.up2(m) + e2)
         d1 = self.d1(self.up1(d2) + e1)
         return (xp + self.out(d1))[..., :h, :w]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def _one_thread(_: int) -> None:
@@ -300,7 +290,7 @@ def main() -> None:
         + args.data
         + (f" --iterations {args.iterations}" if args.iterations else f" --seconds {args.seconds:g}")
         + (f" --variants {args.variants}" if args.variants != ap.get_default("variants") else ""),
-        "device": f"{torch.cuda.get_device_name() if device.type == 'cuda' else _cpu_name()} ({os.cpu_count()} cores)",
+        "device": f"{torch.cuda.get_device_name() if device.type == 'cuda' else cpu_name()} ({os.cpu_count()} cores)",
         "budget": f"{args.iterations} iterations" if args.iterations else f"{args.seconds:g} s wall time",
         "width": args.width,
         "crop": args.crop,

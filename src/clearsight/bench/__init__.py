@@ -26,7 +26,16 @@ from ..io import load_image, to_tensor
 from ..metrics import create_metric
 from ..models import create_model
 
-__all__ = ["BenchConfig", "run_bench", "write_reports", "reset_peak_rss", "status_kb", "DEFAULT_FR", "DEFAULT_NR"]
+__all__ = [
+    "BenchConfig",
+    "run_bench",
+    "write_reports",
+    "reset_peak_rss",
+    "status_kb",
+    "cpu_name",
+    "DEFAULT_FR",
+    "DEFAULT_NR",
+]
 
 DEFAULT_FR = ("psnr", "ssim", "ciede2000")
 DEFAULT_NR = ("fog_density", "haze_score", "niqe", "brisque", "piqe", "entropy")
@@ -61,6 +70,19 @@ def reset_peak_rss() -> int | None:
         return status_kb("VmRSS")
     except OSError:
         return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's processor string (for benchmark reports)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def status_kb(key: str) -> int:
