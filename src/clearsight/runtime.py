@@ -15,7 +15,6 @@ outside Linux with glibc, or when the environment variable ``CLEARSIGHT_MALLOC``
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import sys
@@ -28,7 +27,7 @@ _TUNED: bool | None = None
 
 
 def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux (find_library would spawn ldconfig)
 
 
 def tune_allocator(threshold: int = 1 << 30) -> bool:
