@@ -29,7 +29,7 @@ from ._errors import ClearsightError, ImageReadError, ImageWriteError
 from .io import WRITABLE_FORMATS, extension_for_format, load_image, save_image
 from .models import create_model
 from .priors.base import Restorer, RestorerState, make_preview
-from .video import VIDEO_EXTENSIONS, is_video, video_output_suffix
+from .video import VIDEO_EXTENSIONS, is_video, restore_video, video_output_suffix
 
 __all__ = [
     "AUTO_TILE_PIXELS",
@@ -395,7 +395,6 @@ def restore_files(
             out_fmt = fmt
             video = is_video(src)
             if video:
-                out_fmt = "video"
                 dst = outdir / rel.with_suffix(video_output_suffix(src))
             else:
                 if fmt == "same":
@@ -458,8 +457,6 @@ def _restore_video_file(
     t0: float,
     frame_progress: bool = False,
 ) -> FileResult:
-    from .video import restore_video
-
     try:
         info = restore_video(src, dst, restorer, tile, overlap, smooth, quality, progress=frame_progress)
     except ClearsightError as e:
