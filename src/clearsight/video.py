@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from ._errors import ClearsightError
 from .priors.base import Restorer, RestorerState, make_preview
 
-__all__ = ["VIDEO_EXTENSIONS", "is_video", "video_output_suffix", "smooth_state", "restore_video"]
+__all__ = ["VIDEO_EXTENSIONS", "is_video", "video_output_suffix", "iter_frames", "smooth_state", "restore_video"]
 
 #: Extensions treated as videos by ``clearsight restore`` and ``clearsight select``.
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
@@ -89,6 +90,36 @@ def smooth_state(prev: RestorerState | None, new: RestorerState, weight: float) 
     return dataclasses.replace(new, params=params, inner=inner)
 
 
+def _open(path: Path):
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ClearsightError(f"{path}: cannot open this video (unsupported codec or not a video)")
+    return cap
+
+
+def iter_frames(path: str | os.PathLike, every: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, RGB uint8 frame)`` for every ``every``-th frame of a video; one frame in memory at a time.
+
+    Raises :class:`~clearsight.ClearsightError` when the file cannot be opened or yields no frame.
+    """
+    cap = _open(Path(path))
+    i = 0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                yield i, np.ascontiguousarray(bgr[..., ::-1])
+            i += 1
+    finally:
+        cap.release()
+    if i == 0:
+        raise ClearsightError(f"{path}: no frames could be decoded")
+
+
 def restore_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -117,12 +148,10 @@ def restore_video(
     fourcc = _FOURCC.get(dst.suffix.lower())
     if fourcc is None:
         raise ClearsightError(f"{dst}: cannot write {dst.suffix} videos; use {', '.join(sorted(_FOURCC))}")
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise ClearsightError(f"{src}: cannot open this video (unsupported codec or not a video)")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    cap = _open(src)
+    fps, total = cap.get(cv2.CAP_PROP_FPS) or 0.0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
     fps = fps if 0 < fps < 1000 else 25.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     dst.parent.mkdir(parents=True, exist_ok=True)
     partial = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
     writer, state, frames, method, t0 = None, None, 0, restorer.name, time.perf_counter()
@@ -132,11 +161,7 @@ def restore_video(
 
         bar = tqdm(total=total or None, unit="frame", desc=src.name[:30], position=1, leave=False, dynamic_ncols=True)
     try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            rgb = np.ascontiguousarray(bgr[..., ::-1])
+        for _, rgb in iter_frames(src):
             new = restorer.prepare(make_preview(rgb))
             if frames == 0 and getattr(restorer, "choices", None) and new.method in restorer.choices:
                 # auto: keep the first frame's pick for the whole clip (switching methods would flicker)
@@ -160,11 +185,8 @@ def restore_video(
         partial.unlink(missing_ok=True)
         raise
     finally:
-        cap.release()
         if bar is not None:
             bar.close()
-    if writer is None:
-        raise ClearsightError(f"{src}: no frames could be decoded")
     writer.release()
     os.replace(partial, dst)
     return {"frames": frames, "fps": fps, "seconds": time.perf_counter() - t0, "method": method}

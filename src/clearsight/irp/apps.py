@@ -25,7 +25,7 @@ import torch
 from .._errors import ClearsightError
 from ..infer import IMAGE_EXTENSIONS
 from ..io import load_image, save_image
-from ..video import VIDEO_EXTENSIONS, is_video
+from ..video import VIDEO_EXTENSIONS, is_video, iter_frames
 
 __all__ = [
     "IRPPredictor",
@@ -84,24 +84,8 @@ def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False)
 
 
 def _video_frames(path: Path, every: int) -> Iterator[tuple[str, np.ndarray]]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ClearsightError(f"{path}: cannot open this video (unsupported codec or not a video)")
-    try:
-        i = 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            if i % every == 0:
-                yield f"frame_{i:06d}", np.ascontiguousarray(bgr[..., ::-1])
-            i += 1
-    finally:
-        cap.release()
-    if i == 0:
-        raise ClearsightError(f"{path}: no frames could be decoded")
+    for i, rgb in iter_frames(path, every):
+        yield f"frame_{i:06d}", rgb
 
 
 def frames_of(folder: str | os.PathLike, every: int = 1) -> dict[str, list[Path]]:
