@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,10 +28,12 @@ import numpy as np
 import torch
 
 import clearsight as cs
+from clearsight.bench import cpu_name
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
 from clearsight.metrics import psnr, ssim
 from clearsight.models import AFFINE_DEFAULTS
+from clearsight.models.learned import _bf16_ok
 from clearsight.train.adapt import AdaptConfig, adapt
 
 VARIANTS = {
@@ -130,7 +131,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     res = {
         "command": f"python benchmarks/adaptation.py --data {args.data} --iters {args.iters}",
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if _bf16_ok() else 'no'}, "
+        f"torch {torch.__version__}",
         "iters": args.iters,
         "size": args.size,
         "rows": {},

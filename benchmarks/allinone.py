@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -36,10 +35,12 @@ import numpy as np
 import torch
 
 import clearsight as cs
+from clearsight.bench import cpu_name
 from clearsight.degrade.dataset import SynthesisDataset, image_files
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
 from clearsight.metrics import psnr, ssim
+from clearsight.models.learned import _bf16_ok
 from clearsight.priors.base import Restorer, RestorerState
 
 
@@ -223,7 +224,8 @@ def main() -> None:
         "command": f"python benchmarks/allinone.py --data {args.data} "
         + (f"--weights {args.weights}" if args.weights else f"--model {args.model}")
         + f" --nr-limit {args.nr_limit} --id-per-task {args.id_per_task}",
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if _bf16_ok() else 'no'}, "
+        f"torch {torch.__version__}",
         "model": label,
         "paired": {},
         "no_reference": {},

@@ -28,7 +28,6 @@ import argparse
 import base64
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 import clearsight as cs
+from clearsight.bench import cpu_name
 from clearsight.degrade.dataset import image_files
 from clearsight.irp.apps import load_predictor
 from clearsight.irp.data import Bursts, cached_bursts, make_bursts
@@ -44,6 +44,7 @@ from clearsight.irp.labels import nlm_denoise
 from clearsight.metrics.full_reference import ssim
 from clearsight.metrics.no_reference import noise_level
 from clearsight.metrics.ranking import plcc, srcc
+from clearsight.models.learned import _bf16_ok
 
 
 def sharpness(x: torch.Tensor) -> torch.Tensor:
@@ -299,7 +300,8 @@ def main() -> None:
     res = {
         "command": f"python benchmarks/irp.py --data {args.data}"
         + (f" --weights {args.weights}" if args.weights else ""),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if _bf16_ok() else 'no'}, "
+        f"torch {torch.__version__}",
         "weights": args.weights or "irp.dynamic",
     }  # fmt: skip
     print("held-out", flush=True)
