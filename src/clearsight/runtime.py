@@ -3,7 +3,7 @@
 glibc's ``malloc`` serves every block above its mmap threshold (128 KiB, raised on the fly to at most 32 MiB)
 with a fresh ``mmap`` and returns it to the system on ``free``. A network pass allocates and frees tens of
 activation tensors of tens of megabytes each, so every one of them is page-faulted in anew, zeroed by the
-kernel and unmapped again: on a 2-core CPU a GELU over a 37 MB tensor takes 11 ms, 9 of them in page faults,
+kernel and unmapped again: on a 2-core CPU a GELU over a 37 MB tensor takes 11-12 ms, against 4-5 ms without them,
 and a CORUN pass at 400x720 takes 2.0 s instead of 1.1 s (``docs/learned.md``, "Speed").
 
 :func:`tune_allocator` raises the mmap threshold and the trim threshold to 1 GiB, so freed blocks stay in the
