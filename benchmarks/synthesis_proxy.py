@@ -110,8 +110,8 @@ def _one_thread(_: int) -> None:
 
 
 def train_variant(name, preset, depth, clean_dirs, args, device) -> tuple[nn.Module, dict]:
-    torch.manual_seed(0)
-    ds = SynthesisDataset(clean_dirs, preset=preset, crop=args.crop, length=10**7, seed=1, depth=depth)
+    torch.manual_seed(args.seed)
+    ds = SynthesisDataset(clean_dirs, preset=preset, crop=args.crop, length=10**7, seed=1 + args.seed, depth=depth)
     workers = args.workers if args.workers >= 0 else max(1, (os.cpu_count() or 2) - 1)
     loader = DataLoader(
         ds,
@@ -229,11 +229,40 @@ def dcp_reference(data: Path) -> dict:
 
 def to_markdown(res: dict) -> str:
     lines = ["# Synthesis proxy benchmark", ""]
-    for i, run in enumerate([res, *res.get("earlier", [])]):
+    runs = [res, *res.get("earlier", [])]
+    for i, run in enumerate(runs):
         if i == 1:
+            lines += _seed_summary(runs)
             lines += ["", "## Earlier runs", ""]
         lines += _run_markdown(run) + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _seed_summary(runs: list[dict]) -> list[str]:
+    """Mean and spread of each variant over the runs (seeds) made with the same budget on the same kind of device
+    (a fixed number of iterations gives the same schedule on any CPU)."""
+    groups: dict[tuple[str, str], dict[str, list[dict]]] = {}
+    for run in runs:
+        kind = "GPU" if "NVIDIA" in run["device"] else "CPU"
+        for name, v in run["variants"].items():
+            groups.setdefault((kind, run["budget"]), {}).setdefault(name, []).append(v)
+    rows = []
+    for (device, budget), variants in groups.items():
+        for name, vs in variants.items():
+            if len(vs) < 2:
+                continue
+            raw = [v["sots_psnr"] for v in vs]
+            proj = [v["sots_psnr_projected"] for v in vs if "sots_psnr_projected" in v]
+            cell = f"{np.mean(proj):.2f} ± {np.std(proj, ddof=1):.2f}" if len(proj) > 1 else "–"
+            rows.append(f"| {name} | {device}, {budget} | {len(vs)} | {np.mean(raw):.2f} ± {np.std(raw, ddof=1):.2f} | "
+                        f"{min(raw):.2f} – {max(raw):.2f} | {cell} |")  # fmt: skip
+    if not rows:
+        return []
+    return ["", "## Across seeds", "",
+            "Runs of this file with the same kind of device and budget (different `--seed`): mean ± standard "
+            "deviation.", "",
+            "| variant | device, budget | runs | SOTS PSNR | min – max | SOTS PSNR, projected |",
+            "|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
 
 
 def _run_markdown(res: dict) -> list[str]:
@@ -276,6 +305,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--workers", type=int, default=-1)
+    ap.add_argument("--seed", type=int, default=0, help="network initialisation and synthesis seed (0: the first runs)")
     ap.add_argument("--montage", metavar="DIR", help="write before/after pictures here (not committed)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
@@ -289,7 +319,9 @@ def main() -> None:
         "command": "python benchmarks/synthesis_proxy.py --data "
         + args.data
         + (f" --iterations {args.iterations}" if args.iterations else f" --seconds {args.seconds:g}")
-        + (f" --variants {args.variants}" if args.variants != ap.get_default("variants") else ""),
+        + (f" --variants {args.variants}" if args.variants != ap.get_default("variants") else "")
+        + (f" --seed {args.seed}" if args.seed else ""),
+        "seed": args.seed,
         "device": f"{torch.cuda.get_device_name() if device.type == 'cuda' else cpu_name()} ({os.cpu_count()} cores)",
         "budget": f"{args.iterations} iterations" if args.iterations else f"{args.seconds:g} s wall time",
         "width": args.width,

@@ -69,6 +69,32 @@ def test_prototypes_identify_the_degradation():
         assert torch.equal(p.argmax(1), b["task"])
 
 
+def test_identifier_decides_when_present_and_survives_saving(tmp_path):
+    from clearsight.models._weights import load_weights, save_weights
+
+    net, held = _net_with_prototypes()
+    with pytest.raises(RuntimeError, match="no identifier"):
+        net.identify(held[0]["degraded"], method="classifier")
+    with pytest.raises(ValueError, match="method"):
+        net.identify(held[0]["degraded"], method="nearest")
+    args = {"preset": "tiny", "tasks": ["dark", "bright"], "proto_size": 32, "identifier": [4, 8]}
+    withid = UDAIR(UDAIRConfig.tiny(), tasks=("dark", "bright"), proto_size=32, identifier=(4, 8)).eval()
+    withid.load_state_dict(net.state_dict(), strict=False)  # the same network and prototypes, plus a classifier
+    with torch.no_grad():  # an identifier that always says "bright", whatever the image
+        withid.identifier.head.weight.zero_()
+        withid.identifier.head.bias.copy_(torch.tensor([-5.0, 5.0]))
+    x = held[0]["degraded"]
+    assert torch.equal(withid.identify(x).argmax(1), torch.ones(4, dtype=torch.long))
+    assert torch.equal(withid.identify(x, method="prototype"), net.identify(x))
+    assert torch.allclose(withid(x), net(x))  # restoration does not involve it
+    # TTA adapts towards the identified task's prototypes: the classifier's "bright", not the prototype's "dark"
+    dark = x[:1]
+    assert torch.allclose(withid.restore_tta(dark, steps=2, lr=1e-2), net.restore_tta(dark, steps=2, lr=1e-2, task=1))
+    path = save_weights(withid, tmp_path / "u.safetensors", "udair", args)
+    back, _ = load_weights(path)
+    assert back.config.identifier == (4, 8) and torch.equal(back.identify(x), withid.identify(x))
+
+
 def test_tta_trains_only_the_adapters_and_resets_exactly(monkeypatch):
     net, held = _net_with_prototypes()
     x = held[0]["degraded"][:2]
@@ -197,6 +223,8 @@ def test_training_fills_the_prototype_bank(tmp_path):
     line = r.stdout.strip().splitlines()[0]
     assert line.startswith(str(img)) and ("day_haze" in line and "noise" in line) and "missing.png" in r.stderr
     assert (tmp_path / "id.csv").read_text().splitlines()[0] == "file,day_haze,noise"
+    r = run_cli("identify", str(img), "--model", res["weights"], "--method", "classifier")
+    assert r.returncode == 1 and "no identifier" in r.stderr and "Traceback" not in r.stderr
     for extra in ([], ["--tta"]):
         r = run_cli("restore", str(img), "-o", str(tmp_path / f"out{len(extra)}"), "--weights", res["weights"],
                     "-q", *extra)  # fmt: skip

@@ -239,12 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
         "identify",
         help="recognise the degradation(s) of images",
         description="Print the degradations an all-in-one (udair) model recognises in each image, with their "
-        "probabilities (nearest prototypes of its degradation codebook embedding).",
+        "probabilities: by the model's identifier (a degradation classifier stored with it) when it has one, "
+        "else by the nearest prototype of its degradation codebook embedding (--method prototype forces that).",
     )
     idf.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     idf.add_argument("--model", default=None, help="udair model name or weights file (default: the shipped one)")
     idf.add_argument("--top", type=int, default=3, help="how many degradations to print per image (default: 3)")
     idf.add_argument("--csv", metavar="FILE", help="also write every probability to this CSV file")
+    idf.add_argument(
+        "--method",
+        choices=("auto", "classifier", "prototype"),
+        default="auto",
+        help="auto (default): the identifier if the model has one, else the nearest prototype",
+    )
 
     rk = sub.add_parser(
         "rank",
@@ -370,6 +377,8 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     net, _ = load_weights(weights_file(model))
     if not hasattr(net, "identify") or not net.config.tasks:
         raise ClearsightError(f"{model} is not an all-in-one model with a prototype bank (train a udair model)")
+    if args.method == "classifier" and getattr(net, "identifier", None) is None:
+        raise ClearsightError(f"{model} has no identifier; use --method prototype")
     tasks = list(net.config.tasks)
     pairs, errors = collect_inputs(args.inputs)
     for e in errors:
@@ -385,7 +394,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
         side = max(x.shape[-2:])
         if side > 512:  # the degradation, not the detail, decides: identify on a reduced view
             x = torch.nn.functional.interpolate(x, scale_factor=512 / side, mode="area")
-        p = net.identify(x)[0]
+        p = net.identify(x, method=args.method)[0]
         order = p.argsort(descending=True)[: max(1, args.top)].tolist()
         print(f"{f}: " + ", ".join(f"{tasks[i]} {float(p[i]):.2f}" for i in order))
         rows.append([str(f), *[f"{float(v):.4f}" for v in p]])

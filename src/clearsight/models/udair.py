@@ -54,6 +54,7 @@ class UDAIRConfig:
     residual_adapters: bool = True
     tasks: tuple[str, ...] = ()
     proto_size: int = 128
+    identifier: tuple[int, ...] = ()
 
     @classmethod
     def paper(cls) -> UDAIRConfig:
@@ -285,7 +286,7 @@ class UDAIR(nn.Module):
     def __init__(self, config: UDAIRConfig | None = None, **overrides) -> None:
         super().__init__()
         cfg = UDAIRConfig(**{**asdict(config or UDAIRConfig()), **overrides})
-        cfg.blocks, cfg.heads = tuple(cfg.blocks), tuple(cfg.heads)
+        cfg.blocks, cfg.heads, cfg.identifier = tuple(cfg.blocks), tuple(cfg.heads), tuple(cfg.identifier)
         self.config = cfg
         d, hd, f = cfg.dim, cfg.heads, cfg.ffn
         self.tta = False
@@ -327,6 +328,15 @@ class UDAIR(nn.Module):
         self.register_buffer("proto_e3", torch.zeros(t, 4 * d, ps // 4, ps // 4))
         self.register_buffer("proto_e2", torch.zeros(t, 2 * d, ps // 2, ps // 2))
         self.register_buffer("proto_embedding", torch.zeros(t, 4 * d))
+        # optional: a classifier of the task list trained apart (recipes/udair_identifier.py) that `identify`
+        # prefers to the nearest prototype; it takes no part in restoration or training
+        self.identifier = None
+        if cfg.identifier:
+            if not t:
+                raise ValueError("an identifier needs the task list (config.tasks)")
+            from .degclass import DegradationClassifier
+
+            self.identifier = DegradationClassifier(cfg.identifier, classes=t)
 
     def adapter_parameters(self) -> list[nn.Parameter]:
         """The parameters test-time adaptation trains (the three distribution adapters)."""
@@ -412,9 +422,25 @@ class UDAIR(nn.Module):
             raise RuntimeError("this UDAIR network has no prototype bank (train it with tasks, then fit_prototypes)")
 
     @torch.no_grad()
-    def identify(self, x: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
-        """Probabilities ``(B, tasks)`` of each degradation: a softmax over the cosine similarities between the
-        image's global embedding and the tasks' prototype embeddings."""
+    def identify(self, x: torch.Tensor, temperature: float = 0.05, method: str = "auto") -> torch.Tensor:
+        """Probabilities ``(B, tasks)`` of each degradation.
+
+        ``method="prototype"`` (UDAIR's rule): a softmax over the cosine similarities between the image's global
+        codebook embedding and the tasks' prototype embeddings, at ``temperature``. ``"classifier"``: the
+        softmax of the separately trained :attr:`identifier`. ``"auto"``: the classifier when the network has
+        one, else the prototypes.
+        """
+        if method not in ("auto", "prototype", "classifier"):
+            raise ValueError(f"method must be 'auto', 'prototype' or 'classifier', not {method!r}")
+        if method == "classifier" and self.identifier is None:
+            raise RuntimeError("this UDAIR network has no identifier (see recipes/udair_identifier.py)")
+        if method != "prototype" and self.identifier is not None:
+            was = self.identifier.training
+            self.identifier.eval()
+            with torch.autocast(x.device.type, enabled=False):
+                p = self.identifier(x.float()).softmax(1)
+            self.identifier.train(was)
+            return p
         self._check_prototypes()
         p, _, _ = self._pad(x)
         emb = self.dam(p - self.mean)[0].float().mean((2, 3))
@@ -424,7 +450,7 @@ class UDAIR(nn.Module):
     def restore_tta(self, x: torch.Tensor, steps: int = 5, lr: float = 1e-3, task: int | None = None) -> torch.Tensor:
         """Episodic test-time adaptation (§5.4) of each image of ``x``, then its restoration.
 
-        Per image: the nearest prototype's task is assigned (or ``task``), the adapters take ``steps`` AdamW
+        Per image: the task is assigned by :meth:`identify` (or given as ``task``), the adapters take ``steps`` AdamW
         steps on ``1e5 sum_l ||Cov(S_l) - Cov(T_l)||_F / (4 d^2)`` between the task's source prototypes and the
         image's injected embeddings (pooled to the prototypes' size), the image is restored with the adapted
         adapters, and the adapters are reset. Dropout is off and the codebooks are not updated (the network
