@@ -90,6 +90,11 @@ def test_identifier_decides_when_present_and_survives_saving(tmp_path):
     # TTA adapts towards the identified task's prototypes: the classifier's "bright", not the prototype's "dark"
     dark = x[:1]
     assert torch.allclose(withid.restore_tta(dark, steps=2, lr=1e-2), net.restore_tta(dark, steps=2, lr=1e-2, task=1))
+    from clearsight.models.udair import identify_view
+
+    assert identify_view(torch.rand(1, 3, 600, 1024)).shape[-2:] == (300, 512)
+    small = torch.rand(1, 3, 40, 64)
+    assert identify_view(small) is small
     path = save_weights(withid, tmp_path / "u.safetensors", "udair", args)
     back, _ = load_weights(path)
     assert back.config.identifier == (4, 8) and torch.equal(back.identify(x), withid.identify(x))

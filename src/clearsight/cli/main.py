@@ -363,13 +363,12 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 def _cmd_identify(args: argparse.Namespace) -> int:
     import csv
 
-    import torch
-
     from .._errors import ClearsightError
     from ..infer import collect_inputs
     from ..io import load_image
     from ..models import list_models, weights_file
     from ..models._weights import load_weights
+    from ..models.udair import identify_view
 
     model = args.model or next(iter(list_models("udair.*")), None)
     if model is None:
@@ -391,10 +390,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
             print(str(e) if str(f) in str(e) else f"{f}: {e}", file=sys.stderr)
             failed += 1
             continue
-        side = max(x.shape[-2:])
-        if side > 512:  # the degradation, not the detail, decides: identify on a reduced view
-            x = torch.nn.functional.interpolate(x, scale_factor=512 / side, mode="area")
-        p = net.identify(x, method=args.method)[0]
+        p = net.identify(identify_view(x), method=args.method)[0]
         order = p.argsort(descending=True)[: max(1, args.top)].tolist()
         print(f"{f}: " + ", ".join(f"{tasks[i]} {float(p[i]):.2f}" for i in order))
         rows.append([str(f), *[f"{float(v):.4f}" for v in p]])

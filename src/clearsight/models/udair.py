@@ -32,7 +32,18 @@ from torch import nn
 
 from ._pad import pad_to_multiple
 
-__all__ = ["UDAIRConfig", "UDAIR", "VectorQuantizer", "GCT", "DistributionAdapter", "TransformerBlock"]
+__all__ = ["UDAIRConfig", "UDAIR", "VectorQuantizer", "GCT", "DistributionAdapter", "TransformerBlock", "identify_view"]
+
+#: longest side of the view on which whole images are identified
+IDENTIFY_SIDE = 512
+
+
+def identify_view(x: torch.Tensor, side: int = IDENTIFY_SIDE) -> torch.Tensor:
+    """``x`` (B, 3, H, W) reduced by area averaging so that its longest side is at most ``side``: the degradation,
+    not the detail, decides, and identifying a 12 MP photo at full size would cost seconds."""
+    longest = max(x.shape[-2:])
+    return x if longest <= side else F.interpolate(x, scale_factor=side / longest, mode="area")
+
 
 _MEAN = (0.4488, 0.4371, 0.4040)
 
