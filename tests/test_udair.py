@@ -236,13 +236,19 @@ def test_training_fills_the_prototype_bank(tmp_path):
         assert r.returncode == 0, r.stderr
     r = run_cli("restore", str(img), "-o", str(tmp_path / "o"), "--model", "dcp", "--tta", "-q")
     assert r.returncode == 1 and "udair" in r.stderr
-    # fine-tuning with an extra task (the `clean` identity preset) starts from every other weight
+    # fine-tuning with an extra task (the `clean` identity preset) starts from every other weight, also from a
+    # file that holds an identifier (trained apart; left out when model.args asks for none)
+    from clearsight.models._weights import save_weights
+
+    withid = UDAIR(UDAIRConfig.tiny(), tasks=("day_haze", "noise"), proto_size=32, identifier=(4, 8))
+    withid.load_state_dict(net.state_dict(), strict=False)
+    init = save_weights(withid, tmp_path / "withid.safetensors", "udair", {"preset": "tiny", "identifier": [4, 8],
+                        "tasks": ["day_haze", "noise"], "proto_size": 32})  # fmt: skip
     ft = [o for o in over if not o.startswith(("out=", "model.args=", "data.presets=", "data.batch="))]
     # (with training crops larger than the prototype crops: the bank is fitted on proto_size crops)
     ft = [o for o in ft if not o.startswith("data.crop=")] + ["data.crop=48"]
     ft += [f"out={tmp_path / 'ft'}", "model.args={preset: tiny, tasks: [day_haze, noise, clean], proto_size: 32}",
-           "data.presets={day_haze: 1, noise: 1, clean: 1}", "data.batch=6",
-           f"model.init={res['weights']}"]  # fmt: skip
+           "data.presets={day_haze: 1, noise: 1, clean: 1}", "data.batch=6", f"model.init={init}"]  # fmt: skip
     res2 = train(load_config(None, ft), progress=False)
     net2, _ = load_weights(res2["weights"])
     assert net2.config.tasks == ("day_haze", "noise", "clean") and net2.proto_embedding.shape[0] == 3

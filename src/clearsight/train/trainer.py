@@ -112,6 +112,9 @@ class Trainer:
                     and v.shape != own[k].shape]  # fmt: skip
             for k in skip:
                 state[k] = own[k]
+            # a UDAIR identifier is trained apart (recipes/udair_identifier.py): kept when model.args asks for
+            # one, else left out (a fine-tune changes the task list or the restoration, not the classifier)
+            state = {k: v for k, v in state.items() if not k.startswith("identifier.") or k in own}
             self.model.load_state_dict(state)
         self.model.to(self.device)
         if cfg.channels_last:
