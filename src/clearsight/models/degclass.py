@@ -2,7 +2,8 @@
 
 Stands in for DA-CLIP's degradation prompts in Colabator's coherence scores (DA-CLIP cannot be had here).
 Fully convolutional with global average pooling, so it scores whole images and 32-px blocks alike.
-Trained on our synthesis presets plus clean crops (``recipes/degradation_classifier.py``).
+Trained on our synthesis presets plus clean crops (``recipes/degradation_classifier.py``). A wider one, over
+UDAIR's task list, is stored in ``udair.allinone`` as its identifier (``recipes/udair_identifier.py``).
 
 Example:
     >>> import torch
