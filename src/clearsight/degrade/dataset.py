@@ -60,7 +60,8 @@ class SynthesisDataset(Dataset):
         seed: base seed; item ``i`` uses ``seed * 1_000_003 + i``.
         depth: ``geometry`` (estimated from the whole image, cached), ``random`` (smooth random field),
             ``scene`` (a procedural 3D scene textured with the clean images, exact depth, replaces the photo)
-            or ``mixed`` (per item: geometry 40 %, random 40 %, scene 20 %).
+            or ``mixed`` (per item: geometry 40 %, random 40 %, scene 20 %). Default ``random``: the source
+            whose networks generalised best in the synthesis proxy benchmark (``docs/synthesis.md``).
         scene_kinds: kinds of procedural scenes for ``depth="scene"``.
         min_scale: crops are taken after a random downscale by a factor in ``[min_scale, 1]`` (relative to
             the largest scale at which the crop fits), so haze sees varied scene scales.
@@ -83,7 +84,7 @@ class SynthesisDataset(Dataset):
         crop: int = 256,
         length: int | None = None,
         seed: int = 0,
-        depth: str = "mixed",
+        depth: str = "random",
         scene_kinds: Sequence[str] = SCENE_KINDS,
         min_scale: float = 0.5,
         cache: int = 64,
