@@ -133,13 +133,18 @@ def _cbsd(data: Path, sigma: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _id_methods(net) -> list[str]:
+    """The identification rules ``net`` has, the one ``identify`` uses by default last."""
+    return ["prototype"] + (["classifier"] if getattr(net, "identifier", None) is not None else [])
+
+
 def identification(net, data: Path, per_task: int, size: int) -> dict:
     """Accuracy and confusion of each identification method the network has (``prototype``: UDAIR's nearest
     prototype of the codebook embedding; ``classifier``: its separately trained identifier, if any)."""
     tasks = list(net.config.tasks)
     ds = SynthesisDataset(data / "clean/Kodak24", {t: 1.0 for t in tasks}, crop=size, length=per_task * len(tasks),
                           seed=2024, depth="mixed", balanced=True)  # fmt: skip
-    methods = ["prototype"] + (["classifier"] if getattr(net, "identifier", None) is not None else [])
+    methods = _id_methods(net)
     conf = {m: np.zeros((len(tasks), len(tasks)), dtype=int) for m in methods}
     for i in range(len(ds)):
         item = ds[i]
@@ -169,7 +174,7 @@ def identification_real(net, data: Path, limit: int) -> dict:
     from clearsight.models.udair import identify_view
 
     tasks = list(net.config.tasks)
-    methods = ["prototype"] + (["classifier"] if getattr(net, "identifier", None) is not None else [])
+    methods = _id_methods(net)
     out = {}
     for name, expected in REAL_SETS.items():
         files = sorted(image_files(data / name)) if (data / name).is_dir() else []
