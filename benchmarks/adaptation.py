@@ -5,7 +5,8 @@ Usage::
 
     python benchmarks/adaptation.py --data ../shared/data [--iters 300] [--variants colabator,no_pool,coral,rsr]
 
-Variants: CORUN with ``colabator``, ``no_pool``, ``no_weight_map``, ``colabator_brisque`` and ``coral``; the RSR
+Variants: CORUN with ``colabator``, ``no_pool``, ``no_weight_map``, ``colabator_brisque``, ``colabator_crops``
+(training crops at inference scale, whole-image pseudo-labels) and ``coral``; the RSR
 network with ``rsr`` (both phases, RSR's order), ``rsr_cid`` (CID's order), ``rsr_no_reweight``, ``rsr_no_align`` and
 ``rsr_colabator``. Rows of earlier runs stay in the results file (each with its command) unless re-run.
 
@@ -42,6 +43,7 @@ VARIANTS = {
     "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
     "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},
     "colabator_brisque": {"model": "corun.haze", "method": "colabator", "quality": "brisque"},
+    "colabator_crops": {"model": "corun.haze", "method": "colabator", "views": "crop"},
     "coral": {"model": "corun.haze", "method": "coral"},
     "rsr": {"model": "rsr.haze", "method": "rsr", "batch": 4},
     "rsr_cid": {"model": "rsr.haze", "method": "rsr", "phases": "align,invariant", "batch": 4},

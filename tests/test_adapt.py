@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import hazy_scene, scene
 
@@ -204,3 +205,37 @@ def test_projected_pseudo_labels_are_locally_affine_in_the_input():
     before = float(fake.abs().mean())
     after = float((_project(real, affine + fake, 0.1) - affine).abs().mean())
     assert after < 0.5 * before
+
+
+def test_inference_scale_keeps_aspect_caps_pixels_and_fits_a_crop():
+    import numpy as np
+
+    from clearsight.train.adapt import INFER_PIXELS, _inference_scale
+
+    big = _inference_scale(np.zeros((1200, 1800, 3), np.float32), 128)
+    assert big.shape[0] * big.shape[1] <= INFER_PIXELS * 1.01 and abs(big.shape[1] / big.shape[0] - 1.5) < 0.01
+    small = _inference_scale(np.zeros((60, 90, 3), np.float32), 128)
+    assert min(small.shape[:2]) == 128 and abs(small.shape[1] / small.shape[0] - 1.5) < 0.02
+    mid = np.random.default_rng(0).random((200, 300, 3)).astype(np.float32)
+    assert _inference_scale(mid, 128) is mid  # already at inference scale: untouched
+
+
+def test_crop_views_label_whole_images_and_train_on_crops(tmp_path):
+    import clearsight.train.adapt as adapt_mod
+
+    target = _target(tmp_path / "cam", 6)
+    cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "c.safetensors"), iters=2, size=32,
+                                eval_every=2, views="crop")  # fmt: skip
+    res = adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
+    state = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)
+    labels = [e["label"] for e in state["pool"].values()]
+    assert labels and all(t.shape[-2:] == (72, 80) for t in labels)  # the pool holds whole-image labels
+    assert res["train_images"] == 5 and len(res["history"]) == 2
+    ref = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "r.safetensors"), iters=2, size=32,
+                                eval_every=2)  # fmt: skip
+    adapt_mod.adapt(ref, progress=False, log=lambda m: None)
+    ref_state = torch.load(str(ref.out) + ".ckpt", map_location="cpu", weights_only=False)
+    assert all(e["label"].shape[-2:] == (32, 32) for e in ref_state["pool"].values())
+    bad = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "b.safetensors"), views="tiles")
+    with pytest.raises(adapt_mod.ClearsightError, match="views"):
+        adapt_mod.adapt(bad, progress=False)

@@ -325,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--iters", type=int, default=500, help="adaptation iterations (default: 500)")
     ad.add_argument("--clean", metavar="DIR", help="clean photos for synthetic pairs that anchor the model")
     ad.add_argument("--size", type=int, default=128, help="training resolution of the target images (default 128)")
+    ad.add_argument(
+        "--views",
+        default="resize",
+        choices=["resize", "crop"],
+        help="training views of your images: resize (default) squeezes each to SIZE x SIZE; crop keeps them at the "
+        "scale restore runs at and trains on SIZE-px crops of the teacher's whole-image labels",
+    )
     ad.add_argument("--batch", type=int, default=2, help="images per iteration (default: 2)")
     ad.add_argument("--lr", type=float, default=5e-5, help="learning rate (default: 5e-5)")
     ad.add_argument(
@@ -350,7 +357,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
         size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
         amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
-        quality=args.quality,
+        quality=args.quality, views=args.views,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]

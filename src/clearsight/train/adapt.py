@@ -54,6 +54,8 @@ __all__ = ["AdaptConfig", "adapt", "MIN_IMAGES"]
 MIN_IMAGES = 4
 #: Side of the held-out views on which progress is measured.
 EVAL_SIZE = 256
+#: Most pixels of a training image in ``views="crop"``: the size at which learned restorers run (``max_pixels``).
+INFER_PIXELS = 300_000
 
 
 @dataclass
@@ -86,6 +88,11 @@ class AdaptConfig:
     # window radius (fraction of the side) of a locally affine fit of each pseudo-label to its input; -1: the
     # model's inference default; None: off (the default: it made CORUN worse, docs/adaptation.md)
     project_labels: float | None = None
+    # training views of the real images: "resize" squeezes each whole image to size x size; "crop" keeps each
+    # image at the scale the restorer infers at (at most INFER_PIXELS, aspect kept), labels the whole image with
+    # the teacher (airlight estimated on the whole image, as at inference) and trains the student on aligned
+    # size x size crops of it with that airlight
+    views: str = "resize"
 
 
 def _load_net(model: str):
@@ -97,7 +104,21 @@ def _load_net(model: str):
     return net, meta | {"source": str(path)}
 
 
-def _read_target(target: str, size: int) -> tuple[list[str], list[np.ndarray], list[str], list[np.ndarray]]:
+def _inference_scale(rgb: np.ndarray, size: int) -> np.ndarray:
+    """``rgb`` at the scale a learned restorer runs it (at most :data:`INFER_PIXELS`), its shorter side at least
+    ``size`` so that a training crop fits."""
+    h, w = rgb.shape[:2]
+    s = min(1.0, (INFER_PIXELS / (h * w)) ** 0.5)
+    s = max(s, size / min(h, w))
+    if abs(s - 1.0) < 1e-6:
+        return rgb
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    return np.clip(cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC), 0, 1)
+
+
+def _read_target(
+    target: str, size: int, views: str = "resize"
+) -> tuple[list[str], list[np.ndarray], list[str], list[np.ndarray]]:
     from ..degrade.dataset import image_files
 
     try:
@@ -115,8 +136,11 @@ def _read_target(target: str, size: int) -> tuple[list[str], list[np.ndarray], l
             continue
         # training views at `size` (as Colabator resizes to 288); held-out views at 256 for the metrics
         s = size if len(names) % 5 != 4 else EVAL_SIZE
-        interp = cv2.INTER_AREA if min(rgb.shape[:2]) > s else cv2.INTER_CUBIC
-        imgs.append(np.clip(cv2.resize(rgb, (s, s), interpolation=interp), 0, 1))
+        if views == "crop" and len(names) % 5 != 4:
+            imgs.append(_inference_scale(rgb, size))
+        else:
+            interp = cv2.INTER_AREA if min(rgb.shape[:2]) > s else cv2.INTER_CUBIC
+            imgs.append(np.clip(cv2.resize(rgb, (s, s), interpolation=interp), 0, 1))
         names.append(str(f))
     train = [(n, i) for k, (n, i) in enumerate(zip(names, imgs)) if k % 5 != 4]
     held = [(n, i) for k, (n, i) in enumerate(zip(names, imgs)) if k % 5 == 4]
@@ -159,9 +183,21 @@ def _project(real: torch.Tensor, label: torch.Tensor, fraction: float) -> torch.
     return torch.stack(out).clamp(0, 1)
 
 
-def _forward(net, x):
+def _forward(net, x, airlight: torch.Tensor | None = None):
+    kw = {"airlight": airlight} if airlight is not None else {}
     f = getattr(net, "forward_train", None)
-    return f(x) if f is not None else {"image": net(x)}
+    return f(x, **kw) if f is not None else {"image": net(x, **kw)}
+
+
+def _crop_box(h: int, w: int, size: int, gen: torch.Generator) -> tuple[int, int]:
+    top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+    left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+    return top, left
+
+
+def _label(teacher, x: torch.Tensor, airlight: torch.Tensor | None) -> torch.Tensor:
+    """The teacher's pseudo-label ``(1, 3, H, W)`` of one whole image (its airlight given, as at inference)."""
+    return teacher(x, **({"airlight": airlight} if airlight is not None else {})).float().clamp(0, 1)
 
 
 @torch.no_grad()
@@ -193,6 +229,8 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         raise ClearsightError(f"--phases {cfg.phases!r}: a comma-separated list of invariant and align")
     if cfg.iters < 1:
         raise ClearsightError("--iters must be at least 1")
+    if cfg.views not in ("resize", "crop"):
+        raise ClearsightError(f"--views {cfg.views!r}: choose resize or crop")
     if cfg.quality not in ("sharpness", "brisque"):
         raise ClearsightError(f"--quality {cfg.quality!r}: choose sharpness or brisque")
     global_quality = sharpness_quality if cfg.quality == "sharpness" else brisque_quality
@@ -201,7 +239,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     ema = cfg.ema if cfg.ema is not None else min(0.999, 1.0 - 10.0 / cfg.iters)
     student, meta = _load_net(cfg.model)
-    names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size)
+    names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size, cfg.views)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
     project = cfg.project_labels
     if project == -1:
@@ -262,8 +300,10 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     for it in range(start, cfg.iters):
         gen.manual_seed(cfg.seed * 1_000_003 + it)
         idx = [(it * cfg.batch + b) % len(train_imgs) for b in range(cfg.batch)]
-        real = torch.stack([_t(train_imgs[i]) for i in idx])
-        loss = real.new_zeros(())
+        crops = cfg.views == "crop"
+        whole = [_t(train_imgs[i]) for i in idx]
+        real = torch.stack(whole) if not crops else None  # crop mode: cut below, after the teacher saw the whole
+        loss = torch.zeros(())
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             if synth is not None:
                 items = [synth[it * cfg.batch + b] for b in range(cfg.batch)]
@@ -279,29 +319,51 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                     loss = loss + 2.5 * F.l1_loss(ps["image"].float(), ys)
                 fs = ps["features"] if has_features else feats.get("f")
             if cfg.method == "colabator":
+                air = None
                 with torch.no_grad():
-                    label = teacher(real).float().clamp(0, 1)
-                    if project:
-                        label = _project(real, label, project)
-                    q, c = global_quality(label), clear_score(label)
-                    wmap = make_weight_map(block_map(label, sharpness_quality), block_map(label, clear_score))
-                labels, weights = [], []
-                if not cfg.weight_map:  # ablation: every pixel counts the same
-                    wmap = torch.ones_like(wmap)
+                    if crops:  # whole images of different sizes: one teacher pass each, at inference scale
+                        hook = getattr(teacher, "estimate_airlight", None)
+                        airs = [hook(x[None].float()) if hook is not None else None for x in whole]
+                        label = [_label(teacher, x[None], a) for x, a in zip(whole, airs)]
+                        if project:
+                            label = [_project(x[None], y, project) for x, y in zip(whole, label)]
+                        air = torch.cat(airs) if airs[0] is not None else None
+                    else:
+                        label = teacher(real).float().clamp(0, 1)
+                        if project:
+                            label = _project(real, label, project)
+                        label = list(label[:, None])
+                    q = [float(global_quality(y)) for y in label]
+                    c = [float(clear_score(y)) for y in label]
+                    wmaps = [make_weight_map(block_map(y, sharpness_quality), block_map(y, clear_score)) for y in label]
+                labels, weights, inputs = [], [], []
                 for b, i in enumerate(idx):
-                    cand = PoolEntry(label[b], float(q[b]), float(c[b]), wmap[b])
+                    wm = wmaps[b][0] if cfg.weight_map else torch.ones_like(wmaps[b][0])  # ablation: all pixels equal
+                    cand = PoolEntry(label[b][0], q[b], c[b], wm)
                     e = pool.offer(names[i], cand)[0] if cfg.label_pool else cand  # ablation: always the newest
-                    labels.append(e.label)
-                    weights.append(e.weight)
+                    x, y, wt = whole[b], e.label, e.weight
+                    if crops:
+                        top, left = _crop_box(x.shape[1], x.shape[2], cfg.size, gen)
+                        sl = (slice(None), slice(top, top + cfg.size), slice(left, left + cfg.size))
+                        x, y, wt = x[sl], y[sl], wt[sl]
+                        if bool(torch.rand((), generator=gen) < 0.5):
+                            x, y, wt = x.flip(-1), y.flip(-1), wt.flip(-1)
+                    inputs.append(x)
+                    labels.append(y)
+                    weights.append(wt)
+                real = torch.stack(inputs)
                 lab, w = torch.stack(labels), torch.stack(weights)
                 strong = strong_augment(real, gen)
-                pr = _forward(student, strong)
+                pr = _forward(student, strong, air.to(strong.dtype) if air is not None else None)
                 out = pr["image"].float()
                 loss = loss + 5 * ((out - lab).abs() * w).mean() + 0.2 * cp(out, lab, strong)
                 if "transmission" in pr:
                     t, a = pr["transmission"].float(), pr["airlight"].float()
                     loss = loss + 0.005 * ((out * t + a * (1 - t) - strong).abs() * w).mean()
             elif cfg.method == "coral" or phase == "align":
+                if real is None:  # crop mode: one random crop of each whole image
+                    boxes = [_crop_box(x.shape[1], x.shape[2], cfg.size, gen) for x in whole]
+                    real = torch.stack([x[:, t : t + cfg.size, le : le + cfg.size] for x, (t, le) in zip(whole, boxes)])
                 pr = _forward(student, real)
                 ft = pr["features"] if has_features else feats["f"]
                 loss = loss + coral_exp_loss(fs.float(), ft.float()) * cfg.align_weight
