@@ -183,21 +183,21 @@ def _project(real: torch.Tensor, label: torch.Tensor, fraction: float) -> torch.
     return torch.stack(out).clamp(0, 1)
 
 
+def _air(airlight: torch.Tensor | None) -> dict:
+    """Keyword arguments that pass ``airlight`` to a network, or none (the network estimates or assumes it)."""
+    return {"airlight": airlight} if airlight is not None else {}
+
+
 def _forward(net, x, airlight: torch.Tensor | None = None):
-    kw = {"airlight": airlight} if airlight is not None else {}
     f = getattr(net, "forward_train", None)
-    return f(x, **kw) if f is not None else {"image": net(x, **kw)}
+    return f(x, **_air(airlight)) if f is not None else {"image": net(x, **_air(airlight))}
 
 
-def _crop_box(h: int, w: int, size: int, gen: torch.Generator) -> tuple[int, int]:
-    top = int(torch.randint(0, h - size + 1, (1,), generator=gen))
-    left = int(torch.randint(0, w - size + 1, (1,), generator=gen))
-    return top, left
-
-
-def _label(teacher, x: torch.Tensor, airlight: torch.Tensor | None) -> torch.Tensor:
-    """The teacher's pseudo-label ``(1, 3, H, W)`` of one whole image (its airlight given, as at inference)."""
-    return teacher(x, **({"airlight": airlight} if airlight is not None else {})).float().clamp(0, 1)
+def _crop_box(x: torch.Tensor, size: int, gen: torch.Generator) -> tuple[slice, slice, slice]:
+    """A random ``size`` x ``size`` window of ``(C, H, W)``, as an index."""
+    top = int(torch.randint(0, x.shape[1] - size + 1, (1,), generator=gen))
+    left = int(torch.randint(0, x.shape[2] - size + 1, (1,), generator=gen))
+    return slice(None), slice(top, top + size), slice(left, left + size)
 
 
 @torch.no_grad()
@@ -324,7 +324,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                     if crops:  # whole images of different sizes: one teacher pass each, at inference scale
                         hook = getattr(teacher, "estimate_airlight", None)
                         airs = [hook(x[None].float()) if hook is not None else None for x in whole]
-                        label = [_label(teacher, x[None], a) for x, a in zip(whole, airs)]
+                        label = [teacher(x[None], **_air(a)).float().clamp(0, 1) for x, a in zip(whole, airs)]
                         if project:
                             label = [_project(x[None], y, project) for x, y in zip(whole, label)]
                         air = torch.cat(airs) if airs[0] is not None else None
@@ -343,8 +343,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                     e = pool.offer(names[i], cand)[0] if cfg.label_pool else cand  # ablation: always the newest
                     x, y, wt = whole[b], e.label, e.weight
                     if crops:
-                        top, left = _crop_box(x.shape[1], x.shape[2], cfg.size, gen)
-                        sl = (slice(None), slice(top, top + cfg.size), slice(left, left + cfg.size))
+                        sl = _crop_box(x, cfg.size, gen)
                         x, y, wt = x[sl], y[sl], wt[sl]
                         if bool(torch.rand((), generator=gen) < 0.5):
                             x, y, wt = x.flip(-1), y.flip(-1), wt.flip(-1)
@@ -362,8 +361,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                     loss = loss + 0.005 * ((out * t + a * (1 - t) - strong).abs() * w).mean()
             elif cfg.method == "coral" or phase == "align":
                 if real is None:  # crop mode: one random crop of each whole image
-                    boxes = [_crop_box(x.shape[1], x.shape[2], cfg.size, gen) for x in whole]
-                    real = torch.stack([x[:, t : t + cfg.size, le : le + cfg.size] for x, (t, le) in zip(whole, boxes)])
+                    real = torch.stack([x[_crop_box(x, cfg.size, gen)] for x in whole])
                 pr = _forward(student, real)
                 ft = pr["features"] if has_features else feats["f"]
                 loss = loss + coral_exp_loss(fs.float(), ft.float()) * cfg.align_weight
