@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from clearsight._errors import ShapeError
 from clearsight.models.udair import UDAIR, UDAIRConfig, VectorQuantizer
 
 
@@ -95,6 +97,8 @@ def test_identifier_decides_when_present_and_survives_saving(tmp_path):
     assert identify_view(torch.rand(1, 3, 600, 1024)).shape[-2:] == (300, 512)
     small = torch.rand(1, 3, 40, 64)
     assert identify_view(small) is small
+    with pytest.raises(ShapeError, match="at least 16x16 pixels, got 20x8"):
+        identify_view(torch.rand(1, 3, 8, 20))
     path = save_weights(withid, tmp_path / "u.safetensors", "udair", args)
     back, _ = load_weights(path)
     assert back.config.identifier == (4, 8) and torch.equal(back.identify(x), withid.identify(x))
@@ -222,11 +226,14 @@ def test_training_fills_the_prototype_bank(tmp_path):
     from conftest import run_cli
 
     img = tmp_path / "clean" / "0.png"
-    r = run_cli("identify", str(img), str(tmp_path / "missing.png"), "--model", res["weights"], "--top", "2",
-                "--csv", str(tmp_path / "id.csv"))  # fmt: skip
+    tiny = tmp_path / "tiny.png"
+    save_image(tiny, np.zeros((4, 4, 3), np.uint8))
+    r = run_cli("identify", str(img), str(tmp_path / "missing.png"), str(tiny), "--model", res["weights"], "--top",
+                "2", "--csv", str(tmp_path / "id.csv"))  # fmt: skip
     assert r.returncode == 0, r.stderr
     line = r.stdout.strip().splitlines()[0]
     assert line.startswith(str(img)) and ("day_haze" in line and "noise" in line) and "missing.png" in r.stderr
+    assert f"{tiny}: identification needs images of at least 16x16" in r.stderr and len(r.stdout.splitlines()) == 1
     assert (tmp_path / "id.csv").read_text().splitlines()[0] == "file,day_haze,noise"
     r = run_cli("identify", str(img), "--model", res["weights"], "--method", "classifier")
     assert r.returncode == 1 and "no identifier" in r.stderr and "Traceback" not in r.stderr

@@ -392,12 +392,12 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     rows, failed = [], len(errors)
     for f, _ in pairs:
         try:
-            x = load_image(f).to_tensor()
+            view = identify_view(load_image(f).to_tensor())
         except ClearsightError as e:
             print(str(e) if str(f) in str(e) else f"{f}: {e}", file=sys.stderr)
             failed += 1
             continue
-        p = net.identify(identify_view(x), method=args.method)[0]
+        p = net.identify(view, method=args.method)[0]
         order = p.argsort(descending=True)[: max(1, args.top)].tolist()
         print(f"{f}: " + ", ".join(f"{tasks[i]} {float(p[i]):.2f}" for i in order))
         rows.append([str(f), *[f"{float(v):.4f}" for v in p]])

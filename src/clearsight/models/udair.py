@@ -30,17 +30,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._errors import ShapeError
 from ._pad import pad_to_multiple
 
 __all__ = ["UDAIRConfig", "UDAIR", "VectorQuantizer", "GCT", "DistributionAdapter", "TransformerBlock", "identify_view"]
 
 #: longest side of the view on which whole images are identified
 IDENTIFY_SIDE = 512
+#: shortest side below which an image holds too little to tell its degradation (as for IRP and BRISQUE)
+IDENTIFY_MIN = 16
 
 
 def identify_view(x: torch.Tensor, side: int = IDENTIFY_SIDE) -> torch.Tensor:
     """``x`` (B, 3, H, W) reduced by area averaging so that its longest side is at most ``side``: the degradation,
-    not the detail, decides, and identifying a 12 MP photo at full size would cost seconds."""
+    not the detail, decides, and identifying a 12 MP photo at full size would cost seconds.
+
+    Raises:
+        ShapeError: the image is smaller than ``IDENTIFY_MIN`` pixels on a side.
+    """
+    if min(x.shape[-2:]) < IDENTIFY_MIN:
+        h, w = x.shape[-2:]
+        raise ShapeError(f"identification needs images of at least {IDENTIFY_MIN}x{IDENTIFY_MIN} pixels, got {w}x{h}")
     longest = max(x.shape[-2:])
     return x if longest <= side else F.interpolate(x, scale_factor=side / longest, mode="area")
 
