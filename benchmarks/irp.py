@@ -43,7 +43,7 @@ from clearsight.irp.data import Bursts, cached_bursts, make_bursts
 from clearsight.irp.labels import nlm_denoise
 from clearsight.metrics.full_reference import ssim
 from clearsight.metrics.no_reference import noise_level
-from clearsight.metrics.ranking import plcc, srcc
+from clearsight.metrics.ranking import group_split, plcc, srcc
 from clearsight.models.learned import _bf16_ok
 
 
@@ -116,6 +116,7 @@ def held_out(pred, b: Bursts, plot_path: Path | None = None) -> dict:
     best_exp = b.exposure_ms[np.arange(s), b.irp.argmax(1)]
     return {
         "scenes": int(s), "frames_per_scene": int(n), "correlation": corr, "selection": select,
+        "split": group_split(sc["irp"].reshape(s, n), b.irp),
         "label_by_exposure": {f"{t:.2f}": float(b.irp[:, j].mean()) for j, t in enumerate(b.exposure_ms[0])},
         "best_exposure_histogram": {f"{t:.2f}": int((np.isclose(best_exp, t)).sum()) for t in b.exposure_ms[0]},
         "best_restorer_share": {r: float((b.ssim.argmax(2) == i).mean()) for i, r in enumerate(b.restorers)},
@@ -226,6 +227,16 @@ def to_markdown(res: dict) -> str:
              "noise": "noise level (negated)"}  # fmt: skip
     for k, v in h["correlation"].items():
         lines.append(f"| {names[k]} | {v['srcc']:.3f} | {v['plcc']:.3f} | {v['srcc_within_burst']:.3f} |")
+    if "split" in h:
+        sp = h["split"]
+        lines += ["", "Where the IRP errors lie (`clearsight.metrics.ranking.group_split`): the labels vary "
+                  f"{sp['between_var'] / sp['within_var']:.1f}x more between scenes than within a burst "
+                  f"(variance {sp['between_var']:.4f} vs {sp['within_var']:.4f}). The predicted burst means rank "
+                  f"the scenes with SRCC {sp['srcc_group_means']:.3f}, the deviations inside bursts follow the "
+                  f"labels with PLCC {sp['plcc_deviations']:.3f}. With the true burst means and our deviations "
+                  f"the overall SRCC would be {sp['srcc_true_means']:.3f}; with our means and the true "
+                  f"deviations {sp['srcc_true_deviations']:.3f}: the overall SRCC is held back by how well the "
+                  "scene itself (its content) is judged, not by the ordering of degradations."]  # fmt: skip
     lines += ["", "## Frame selection (best restored PSNR of the picked frame, dB)", "",
               "| picked by | PSNR | gap to oracle | picked the oracle's frame |", "|---|---|---|---|"]  # fmt: skip
     for k, v in h["selection"].items():

@@ -111,6 +111,23 @@ def test_ranking_correlations():
         srcc([1, 2, float("nan")], [1, 2, 3])
 
 
+def test_group_split_tells_between_from_within_errors():
+    from clearsight.metrics.ranking import group_split
+
+    rng = np.random.default_rng(1)
+    means, dev = rng.random((30, 1)), 0.1 * rng.random((30, 8))
+    t = means + dev
+    exact = group_split(t, t)
+    assert all(exact[k] == pytest.approx(1) for k in ("srcc_group_means", "plcc_deviations", "srcc_true_means"))
+    # right order inside every group, group means shuffled: only the between-group part fails
+    wrong_means = group_split(rng.permutation(means) + dev, t)
+    assert wrong_means["plcc_deviations"] == pytest.approx(1) and wrong_means["srcc_true_means"] == pytest.approx(1)
+    assert wrong_means["srcc_group_means"] < 0.5 and wrong_means["srcc_true_deviations"] < 0.6
+    assert exact["between_var"] > exact["within_var"]
+    with pytest.raises(ValueError, match="groups"):
+        group_split(t.ravel(), t.ravel())
+
+
 @pytest.mark.parametrize("name", ["haze_score", "fog_density"])
 def test_haze_metrics_order_a_haze_ladder(name):
     from clearsight.degrade import random_depth

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["srcc", "plcc", "krcc", "rankdata"]
+__all__ = ["srcc", "plcc", "krcc", "rankdata", "group_split"]
 
 
 def _arrays(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -58,3 +58,31 @@ def krcc(a, b) -> float:
     num = float((sx * sy).sum())
     den = np.sqrt(float((sx != 0).sum()) * float((sy != 0).sum()))
     return num / den if den > 0 else 0.0
+
+
+def group_split(pred, target) -> dict[str, float]:
+    """Where a predictor's errors lie when the scores come in groups (scenes, bursts): between or within them.
+
+    ``pred`` and ``target`` are ``(G, N)`` arrays: ``G`` groups of ``N`` scores. Each score is split into its
+    group's mean and its deviation from it. Returns:
+
+    * ``between_var`` / ``within_var``: the target's variance of group means and of deviations (which of the
+      two dominates the overall SRCC);
+    * ``srcc_group_means``: SRCC between predicted and true group means;
+    * ``plcc_deviations``: PLCC between predicted and true deviations (the ordering inside groups);
+    * ``srcc_true_means``: overall SRCC if the group means were predicted exactly (true means plus predicted
+      deviations): what a perfect between-group predictor would reach;
+    * ``srcc_true_deviations``: overall SRCC with predicted means plus true deviations.
+    """
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    if p.ndim != 2 or p.shape != t.shape or p.shape[0] < 2 or p.shape[1] < 2:
+        raise ValueError(f"pred and target must both be (groups >= 2, scores >= 2) arrays, got {p.shape} and {t.shape}")
+    pm, tm = p.mean(1, keepdims=True), t.mean(1, keepdims=True)
+    return {
+        "between_var": float(tm.var()),
+        "within_var": float((t - tm).var()),
+        "srcc_group_means": srcc(pm, tm),
+        "plcc_deviations": plcc(p - pm, t - tm),
+        "srcc_true_means": srcc(tm + (p - pm), t),
+        "srcc_true_deviations": srcc(pm + (t - tm), t),
+    }
