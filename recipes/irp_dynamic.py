@@ -68,6 +68,15 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=4, help="training scenes per clean image")
     ap.add_argument("--workers", type=int, default=None, help="processes that simulate bursts (default: all cores)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--init", help="start from these IRP weights (fine-tuning) instead of from scratch")
+    ap.add_argument(
+        "--global-rank",
+        type=float,
+        default=0.0,
+        help="weight of a ranking loss over every pair of the batch, across scenes too (default: 0)",
+    )
+    ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():  # before the long burst labelling
@@ -84,8 +93,13 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     dev = torch.device(args.device)
-    net = IRPNet(IRPConfig()).to(dev, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    if args.init:
+        from clearsight.models._weights import load_weights
+
+        net = load_weights(args.init)[0].to(dev, memory_format=torch.channels_last).train()
+    else:
+        net = IRPNet(IRPConfig()).to(dev, memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / args.iters, 1))))
     frames = torch.from_numpy(train.frames)  # (S, N, H, W, 3) uint8
     labels = torch.from_numpy(train.irp).float()  # (S, N)
@@ -101,6 +115,11 @@ def main() -> None:
         same[: per * n_frames, : per * n_frames] = torch.block_diag(*[torch.ones(n_frames, n_frames)] * per).bool()
     same = same.to(dev)
     best, best_state, log = -1.0, None, []
+    if args.init:  # the starting weights compete for "best" too
+        m = evaluate(net, val)
+        print(f"start: val SRCC {m['srcc']:.4f} within-burst {m['srcc_within_burst']:.4f}", flush=True)
+        best = (m["srcc"] + m["srcc_within_burst"]) / 2
+        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     t0 = time.time()
     for it in range(1, args.iters + 1):
         scenes = rng.choice(len(frames), per + singles, replace=False)
@@ -127,12 +146,15 @@ def main() -> None:
         mask = (diff_t.abs() > 0.005) & same
         rank = F.softplus(-torch.sign(diff_t) * diff_p * 20)[mask].mean() if mask.any() else p.sum() * 0
         loss = (p - t).abs().mean() + 0.5 * rank
+        if args.global_rank > 0:
+            every = diff_t.abs() > 0.005
+            loss = loss + args.global_rank * F.softplus(-torch.sign(diff_t) * diff_p * 20)[every].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
-        if it % 200 == 0 or it == args.iters:
+        if it % args.val_every == 0 or it == args.iters:
             m = evaluate(net, val)
             log.append({"iter": it, "loss": loss.item(), **m})
             print(f"it {it} loss {loss.item():.4f} val SRCC {m['srcc']:.4f} PLCC {m['plcc']:.4f} "
@@ -147,7 +169,8 @@ def main() -> None:
         net, args.out, "irp", {"config": None, **net.config.to_dict()},
         name="irp.dynamic",
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
-        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes}",
+        recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes} "
+        f"--lr {args.lr} --global-rank {args.global_rank}" + (f" --init {args.init}" if args.init else ""),
         iterations=args.iters,
         val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",
