@@ -308,6 +308,11 @@ def test_synth_and_stats_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "dark_channel" in r.stdout and "distance from" in r.stdout and plot.stat().st_size > 1000
     assert run_cli("synth", "--preset", "nope", "--clean", str(clean), "--out", str(out)).returncode != 0
+    (tmp_path / "empty").mkdir()
+    for preset in ("day_haze", "dynamic"):  # a folder without images is an error, not "wrote 0"
+        r = run_cli("synth", "--preset", preset, "--clean", str(tmp_path / "empty"), "--out", str(tmp_path / "e"))
+        assert r.returncode == 1 and "no clean images found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "e").exists()
 
 
 def test_output_folder_inside_input_is_not_rescanned(tmp_path):

@@ -191,9 +191,12 @@ def test_synth_dynamic_rank_select_advise_cli(tmp_path, tiny_weights):
                     "--per-image", "2", "--size", "64")  # fmt: skip
     assert "skipped 2" in again.stdout  # resumable
 
-    r = run_cli("rank", str(bursts[0]), "--weights", str(tiny_weights), "--csv", str(tmp_path / "rank.csv"))
+    missing = tmp_path / "missing.png"
+    csv_path = tmp_path / "rank.csv"
+    r = run_cli("rank", str(bursts[0]), str(missing), "--weights", str(tiny_weights), "--csv", str(csv_path))
     assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(open(tmp_path / "rank.csv")))
+    assert r.stderr.strip().splitlines() == [f"{missing}: no such file or folder"]  # named once, on one line
+    rows = list(csv.DictReader(open(csv_path)))
     assert len(rows) == 8 and [float(x["irp"]) for x in rows] == sorted((float(x["irp"]) for x in rows), reverse=True)
 
     out = tmp_path / "best"

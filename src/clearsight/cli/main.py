@@ -388,7 +388,7 @@ def _cmd_identify(args: argparse.Namespace) -> int:
     tasks = list(net.config.tasks)
     pairs, errors = collect_inputs(args.inputs)
     for e in errors:
-        print(f"{e.source}: {e.message}", file=sys.stderr)
+        print(e.message, file=sys.stderr)  # the message starts with the path
     rows, failed = [], len(errors)
     for f, _ in pairs:
         try:
@@ -414,7 +414,7 @@ def _irp_inputs(inputs) -> tuple[list, int]:
 
     pairs, errors = collect_inputs(inputs)
     for e in errors:
-        print(f"{e.source}: {e.message}", file=sys.stderr)
+        print(e.message, file=sys.stderr)  # the message starts with the path
     return [f for f, _ in pairs], len(errors)
 
 

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from .._errors import ClearsightError
 from ..io import load_image, save_image, to_array
 from .dataset import image_files
 from .depth import estimate_depth_np, random_depth
@@ -81,6 +82,9 @@ def synthesize(
     deg = Degrader.from_config(preset)
     depth = depth or deg.config.depth
     files = image_files(clean)
+    if not files:
+        names = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
+        raise ClearsightError(f"{', '.join(map(str, names))}: no clean images found")
     out = Path(out)
     for sub in ("degraded", "clean", "params") + (("depth", "transmission") if deg.needs_depth else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -182,6 +186,9 @@ def synthesize_dynamic(
 
     settings = exposure_bracket(frames, shortest_ms, longest_ms)
     files = image_files(clean)
+    if not files:
+        names = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
+        raise ClearsightError(f"{', '.join(map(str, names))}: no clean images found")
     out = Path(out)
     for sub in ("degraded", "clean", "params"):
         (out / sub).mkdir(parents=True, exist_ok=True)
