@@ -370,3 +370,6 @@ def test_bench_end_to_end(tmp_path):
     page = out.with_suffix(".html").read_text()
     assert "<table>" in page and "data:image/png;base64" in page and "data:image/jpeg;base64" in page
     assert run_cli("bench", "--methods", "dcp").returncode == 2
+    (tmp_path / "empty").mkdir()
+    r = run_cli("bench", "--methods", "dcp", "--unpaired", str(tmp_path / "empty"), "-o", str(tmp_path / "e"))
+    assert r.returncode == 1 and "folder holds no images" in r.stderr and not (tmp_path / "e.json").exists()

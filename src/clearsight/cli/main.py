@@ -524,9 +524,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not args.paired and not args.unpaired:
         print("error: give at least one --paired DEGRADED CLEAN or --unpaired DIR", file=sys.stderr)
         return 2
+    from ..degrade.dataset import image_files
+
     for d in [p for pair in args.paired for p in pair] + list(args.unpaired):
         if not Path(d).is_dir():
             print(f"error: {d}: no such folder", file=sys.stderr)
+            return 1
+        if not image_files(d):
+            print(f"error: {d}: folder holds no images", file=sys.stderr)
             return 1
     cfg = BenchConfig(
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
