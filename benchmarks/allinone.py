@@ -85,15 +85,29 @@ def _run(method, x: np.ndarray) -> np.ndarray:
     return restore_array((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8), method)[0].astype(np.float32) / 255
 
 
+def _affine_psnr(r: np.ndarray, y: np.ndarray) -> float:
+    """PSNR of ``r`` after the per-channel gain and offset that best fit it to ``y`` (least squares): how good the
+    result would be if only its global tone and colour were wrong. A diagnostic, never a score of a method."""
+    fit = np.empty_like(r)
+    for c in range(3):
+        a = np.stack([r[..., c].ravel(), np.ones(r[..., c].size, np.float32)], 1)
+        coef = np.linalg.lstsq(a, y[..., c].ravel(), rcond=None)[0]
+        fit[..., c] = (a @ coef).reshape(r.shape[:2])
+    return float(psnr(to_tensor(np.clip(fit, 0, 1).astype(np.float32)), to_tensor(y)))
+
+
 def paired(pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict) -> dict:
     out = {}
     for name, m in methods.items():
-        ps, ss, t0 = [], [], time.time()
+        ps, ss, shift, aff, t0 = [], [], [], [], time.time()
         for x, y in pairs:
             r = _run(m, x)
             ps.append(float(psnr(to_tensor(r), to_tensor(y))))
             ss.append(float(ssim(to_tensor(r), to_tensor(y))))
-        out[name] = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "seconds": time.time() - t0}
+            shift.append(float(r.mean() - y.mean()))
+            aff.append(_affine_psnr(r, y))
+        out[name] = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "seconds": time.time() - t0,
+                     "brightness_shift": float(np.mean(shift)), "psnr_tone_fitted": float(np.mean(aff))}  # fmt: skip
         print(f"  {name}: {out[name]}", flush=True)
     return out
 
@@ -216,6 +230,16 @@ def to_markdown(res: dict) -> str:
     for task, row in res["paired"].items():
         cells = [f"{row[m]['psnr']:.2f} / {row[m]['ssim']:.3f}" if m in row else "–" for m in methods]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    if all("brightness_shift" in r for t in res["paired"].values() for r in t.values()):
+        lines += ["", "### Tone diagnostics: mean brightness shift against the reference / PSNR once the global "
+                  "tone is fitted", "", "The second number refits each result's per-channel gain and offset to the "
+                  "reference (least squares): the gap between it and the plain PSNR is what global tone and colour "
+                  "cost. A diagnostic of where a method loses, not a score.", "",
+                  "| task | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]  # fmt: skip
+        for task, row in res["paired"].items():
+            cells = [f"{row[m]['brightness_shift']:+.3f} / {row[m]['psnr_tone_fitted']:.2f}" if m in row else "–"
+                     for m in methods]  # fmt: skip
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines += ["", "## No-reference sets (NIQE / BRISQUE, lower is better)", ""]
     methods = sorted({m for t in res["no_reference"].values() for m in t}, key=lambda m: _ORDER.get(m, 9))
     lines += ["| set | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
