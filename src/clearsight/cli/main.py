@@ -47,8 +47,9 @@ def _models() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clearsight",
-        description="Restore photos degraded by haze, night haze, sand and dust (and, as models arrive, "
-        "low light, noise, rain and blur), on the CPU, offline.",
+        description="Restore photos degraded by haze, night haze, sand and dust (and, with the experimental "
+        "all-in-one model udair.allinone, low light, noise, rain and blur), on the CPU, offline; pick the "
+        "frames worth restoring; adapt a model to your own camera.",
         epilog="run 'clearsight COMMAND --help' for the options of each command",
     )
     parser.add_argument("--version", action="version", version=f"clearsight {__version__}")
