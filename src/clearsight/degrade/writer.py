@@ -56,6 +56,15 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _clean_files(clean: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files under ``clean``; none is an error (a run that writes nothing is a mistake, not a result)."""
+    files = image_files(clean)
+    if not files:
+        names = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
+        raise ClearsightError(f"{', '.join(map(str, names))}: no clean images found")
+    return files
+
+
 def synthesize(
     preset: str,
     clean: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -81,10 +90,7 @@ def synthesize(
     """
     deg = Degrader.from_config(preset)
     depth = depth or deg.config.depth
-    files = image_files(clean)
-    if not files:
-        names = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
-        raise ClearsightError(f"{', '.join(map(str, names))}: no clean images found")
+    files = _clean_files(clean)
     out = Path(out)
     for sub in ("degraded", "clean", "params") + (("depth", "transmission") if deg.needs_depth else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -185,10 +191,7 @@ def synthesize_dynamic(
     from .capture import exposure_bracket, sample_scene, simulate_captures
 
     settings = exposure_bracket(frames, shortest_ms, longest_ms)
-    files = image_files(clean)
-    if not files:
-        names = [clean] if isinstance(clean, (str, os.PathLike)) else list(clean)
-        raise ClearsightError(f"{', '.join(map(str, names))}: no clean images found")
+    files = _clean_files(clean)
     out = Path(out)
     for sub in ("degraded", "clean", "params"):
         (out / sub).mkdir(parents=True, exist_ok=True)
