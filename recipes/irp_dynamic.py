@@ -58,8 +58,11 @@ def evaluate(net: IRPNet, b: Bursts) -> dict:
         pred = torch.cat([net(x[i : i + 64].to(dev)).float().cpu() for i in range(0, len(x), 64)]).numpy()
     y = b.irp.reshape(-1)
     per_scene = [srcc(p, t) for p, t in zip(pred.reshape(b.irp.shape), b.irp) if np.ptp(t) > 0]
+    pick = pred.reshape(b.irp.shape).argmax(1)  # the frame `select` would keep from each burst
+    gap = b.best_psnr.max(1) - b.best_psnr[np.arange(len(pick)), pick]
     net.train()
-    return {"srcc": srcc(pred, y), "plcc": plcc(pred, y), "srcc_within_burst": float(np.mean(per_scene))}
+    return {"srcc": srcc(pred, y), "plcc": plcc(pred, y), "srcc_within_burst": float(np.mean(per_scene)),
+            "selection_gap_db": float(gap.mean())}  # fmt: skip
 
 
 def main() -> None:
@@ -164,7 +167,8 @@ def main() -> None:
             m = evaluate(net, val)
             log.append({"iter": it, "loss": loss.item(), **m})
             print(f"it {it} loss {loss.item():.4f} val SRCC {m['srcc']:.4f} PLCC {m['plcc']:.4f} "
-                  f"within-burst {m['srcc_within_burst']:.4f} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+                  f"within-burst {m['srcc_within_burst']:.4f} selection gap {m['selection_gap_db']:.2f} dB "
+                  f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
             score = (m["srcc"] + m["srcc_within_burst"]) / 2
             if score > best:
                 best, best_state = score, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
