@@ -124,11 +124,17 @@ def main() -> None:
         same[: per * n_frames, : per * n_frames] = torch.block_diag(*[torch.ones(n_frames, n_frames)] * per).bool()
     same = same.to(dev)
     best, best_state, log = -1.0, None, []
+
+    def keep_if_best(m: dict) -> None:
+        nonlocal best, best_state
+        score = (m["srcc"] + m["srcc_within_burst"]) / 2
+        if score > best:
+            best, best_state = score, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
     if args.init:  # the starting weights compete for "best" too
         m = evaluate(net, val)
         print(f"start: val SRCC {m['srcc']:.4f} within-burst {m['srcc_within_burst']:.4f}", flush=True)
-        best = (m["srcc"] + m["srcc_within_burst"]) / 2
-        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        keep_if_best(m)
     t0 = time.time()
     for it in range(1, args.iters + 1):
         scenes = rng.choice(len(frames), per + singles, replace=False)
@@ -152,12 +158,13 @@ def main() -> None:
             p = net(x).float()
         diff_p = p[:, None] - p[None]
         diff_t = t[:, None] - t[None]
-        mask = (diff_t.abs() > 0.005) & same
-        rank = F.softplus(-torch.sign(diff_t) * diff_p * 20)[mask].mean() if mask.any() else p.sum() * 0
+        pair = F.softplus(-torch.sign(diff_t) * diff_p * 20)  # logistic ranking loss of every pair
+        every = diff_t.abs() > 0.005
+        mask = every & same
+        rank = pair[mask].mean() if mask.any() else p.sum() * 0
         loss = (p - t).abs().mean() + 0.5 * rank
         if args.global_rank > 0:
-            every = diff_t.abs() > 0.005
-            loss = loss + args.global_rank * F.softplus(-torch.sign(diff_t) * diff_p * 20)[every].mean()
+            loss = loss + args.global_rank * pair[every].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -169,9 +176,7 @@ def main() -> None:
             print(f"it {it} loss {loss.item():.4f} val SRCC {m['srcc']:.4f} PLCC {m['plcc']:.4f} "
                   f"within-burst {m['srcc_within_burst']:.4f} selection gap {m['selection_gap_db']:.2f} dB "
                   f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
-            score = (m["srcc"] + m["srcc_within_burst"]) / 2
-            if score > best:
-                best, best_state = score, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            keep_if_best(m)
     net = net.cpu()
     net.load_state_dict(best_state)
     final = evaluate(net, val)
