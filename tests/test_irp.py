@@ -167,6 +167,21 @@ def test_irp_net_shapes_range_and_gradients():
         net.score(torch.rand(1, 3, 8, 8))
 
 
+def test_flip_averages_the_image_and_its_mirror():
+    from clearsight.irp.apps import IRPPredictor
+
+    torch.manual_seed(0)
+    net = IRPNet(IRPConfig.tiny()).eval()
+    x = torch.rand(2, 3, 40, 56)
+    plain, flipped = IRPPredictor(net), IRPPredictor(net, flip=True)
+    with torch.no_grad():
+        want = (net.score(x) + net.score(x.flip(-1))) / 2
+        assert torch.allclose(flipped.score_tensor(x), want, atol=1e-6)
+        assert not torch.allclose(plain.score_tensor(x), want, atol=1e-6)  # an asymmetric image scores differently
+        sym = torch.cat([x[..., :28], x[..., :28].flip(-1)], -1)  # a mirror-symmetric image: same either way
+        assert torch.allclose(flipped.score_tensor(sym), plain.score_tensor(sym), atol=1e-6)
+
+
 @pytest.fixture
 def tiny_weights(tmp_path) -> Path:
     torch.manual_seed(0)
@@ -193,7 +208,7 @@ def test_synth_dynamic_rank_select_advise_cli(tmp_path, tiny_weights):
 
     missing = tmp_path / "missing.png"
     csv_path = tmp_path / "rank.csv"
-    r = run_cli("rank", str(bursts[0]), str(missing), "--weights", str(tiny_weights), "--csv", str(csv_path))
+    r = run_cli("rank", str(bursts[0]), str(missing), "--weights", str(tiny_weights), "--csv", str(csv_path), "--flip")
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip().splitlines() == [f"{missing}: no such file or folder"]  # named once, on one line
     rows = list(csv.DictReader(open(csv_path)))

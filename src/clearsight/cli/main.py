@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rk.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     rk.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
+    rk.add_argument(
+        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
+    )
     rk.add_argument("--csv", metavar="FILE", help="also write the ranking to this CSV file")
 
     se = sub.add_parser(
@@ -281,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--every", type=int, default=1, metavar="N", help="score every N-th frame only (default 1)")
     se.add_argument("--min-gap", type=int, default=0, metavar="N", help="video: chosen frames at least N apart")
     se.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
+    se.add_argument(
+        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
+    )
     se.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     av = sub.add_parser(
@@ -292,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     av.add_argument("inputs", nargs="+", metavar="INPUT", help="the captures (files, folders or glob patterns)")
     av.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
+    av.add_argument(
+        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
+    )
 
     ad = sub.add_parser(
         "adapt",
@@ -437,7 +446,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
     from ..irp.apps import load_predictor
 
-    pred = load_predictor(args.weights)
+    pred = load_predictor(args.weights, flip=args.flip)
     files, failed = _irp_inputs(args.inputs)
     rows, bad = _score_all(pred, files)
     rows.sort(key=lambda r: -r[1])
@@ -457,7 +466,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 def _cmd_select(args: argparse.Namespace) -> int:
     from ..irp.apps import load_predictor, select_frames
 
-    pred = load_predictor(args.weights)
+    pred = load_predictor(args.weights, flip=args.flip)
     restorer = None
     if args.restore:
         from ..models import create_model
@@ -474,7 +483,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 def _cmd_advise(args: argparse.Namespace) -> int:
     from ..irp.apps import advise, load_predictor
 
-    pred = load_predictor(args.weights)
+    pred = load_predictor(args.weights, flip=args.flip)
     files, failed = _irp_inputs(args.inputs)
     if not files:
         return 1

@@ -45,14 +45,19 @@ class IRPPredictor:
     Args:
         net: an :class:`~clearsight.models.irp.IRPNet` in eval mode.
         bf16: run in bf16 autocast (faster on CPUs with AMX; scores differ by about 1e-2).
+        flip: also score the mirrored image and average the two scores (twice the time; steadier rankings,
+            measured in ``docs/irp.md``).
     """
 
-    def __init__(self, net: torch.nn.Module, bf16: bool = False) -> None:
-        self.net, self.bf16 = net.eval(), bf16
+    def __init__(self, net: torch.nn.Module, bf16: bool = False, flip: bool = False) -> None:
+        self.net, self.bf16, self.flip = net.eval(), bf16, flip
 
     def score_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Scores :math:`(B,)` of images :math:`(B, 3, H, W)` in [0, 1]."""
-        return self.net.score(x, bf16=self.bf16)
+        s = self.net.score(x, bf16=self.bf16)
+        if self.flip:
+            s = (s + self.net.score(x.flip(-1), bf16=self.bf16)) / 2
+        return s
 
     def score_array(self, rgb: np.ndarray) -> float:
         """Score of one ``(H, W, 3)`` uint8/uint16 or float [0, 1] image."""
@@ -69,8 +74,9 @@ class IRPPredictor:
             raise ClearsightError(f"{path}: {e}") from None
 
 
-def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False) -> IRPPredictor:
-    """The shipped predictor (``irp.dynamic``) or the one in ``weights``."""
+def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False, flip: bool = False) -> IRPPredictor:
+    """The shipped predictor (``irp.dynamic``) or the one in ``weights`` (``bf16``, ``flip``: see
+    :class:`IRPPredictor`)."""
     from ..models._weights import load_weights
     from ..models.learned import WEIGHTS_DIR
 
@@ -80,7 +86,7 @@ def load_predictor(weights: str | os.PathLike | None = None, bf16: bool = False)
     net, meta = load_weights(path)
     if meta.get("arch") != "irp":
         raise ClearsightError(f"{path}: holds a {meta.get('arch')} network, not an IRP predictor")
-    return IRPPredictor(net, bf16)
+    return IRPPredictor(net, bf16, flip)
 
 
 def _video_frames(path: Path, every: int) -> Iterator[tuple[str, np.ndarray]]:
