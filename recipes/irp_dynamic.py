@@ -44,10 +44,24 @@ from clearsight.models.irp import IRPConfig, IRPNet
 from clearsight.models.learned import WEIGHTS_DIR
 
 
-def bursts(cache: Path, name: str, files, scenes: int, seed: int, workers: int | None = None) -> Bursts:
+def bursts(
+    cache: Path, name: str, files, scenes: int, seed: int, workers: int | None = None, longest: int = 512
+) -> Bursts:
     return cached_bursts(
-        cache / f"{name}.npz", lambda: make_bursts(files, scenes, crop=192, seed=seed, workers=workers)
+        cache / f"{name}.npz",
+        lambda: make_bursts(files, scenes, crop=192, seed=seed, workers=workers, longest=longest),
     )
+
+
+def concat(parts: list[Bursts]) -> Bursts:
+    """The scenes of several sets as one set."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    arrays = {k: np.concatenate([getattr(b, k) for b in parts]) for k, v in vars(first).items()
+              if isinstance(v, np.ndarray)}  # fmt: skip
+    sources = [f for b in parts for f in b.source]
+    return Bursts(**arrays, source=sources, restorers=first.restorers, version=first.version)
 
 
 def evaluate(net: IRPNet, b: Bursts) -> dict:
@@ -86,6 +100,14 @@ def main() -> None:
         help="weight of a ranking loss over every pair of the batch, across scenes too (default: 0)",
     )
     ap.add_argument("--val-every", type=int, default=200)
+    ap.add_argument(
+        "--longest",
+        type=int,
+        nargs="+",
+        default=[512],
+        help="training images are downscaled to this longest side before the 192-px scenes are cut; several values "
+        "give one set of scenes per scale (a smaller side puts more of each photo, at a denser texture, into a scene)",
+    )
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():  # before the long burst labelling
@@ -93,8 +115,14 @@ def main() -> None:
     data, cache = Path(args.data), Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     train_files = image_files([data / "clean/SunHays80", data / "clean/Urban100_x2HR"])
-    train = bursts(cache, "train" if args.scenes == 4 else f"train{args.scenes}", train_files, args.scenes, 0,
-                   args.workers)  # fmt: skip
+    parts = []
+    for longest in args.longest:  # 512: the original set (seed 0); other scales draw other scenes (seed = scale)
+        name = "train" if args.scenes == 4 else f"train{args.scenes}"
+        if longest != 512:
+            name += f"_l{longest}"
+        seed = 0 if longest == 512 else longest
+        parts.append(bursts(cache, name, train_files, args.scenes, seed, args.workers, longest))
+    train = concat(parts)
     val = bursts(cache, "val", image_files([data / "clean/Set14"]), 2, 1, args.workers)
     lo, hi = train.irp.min(), train.irp.max()
     print(f"train {train.frames.shape[:2]} val {val.frames.shape[:2]}; label range {lo:.3f}..{hi:.3f}")
@@ -185,7 +213,8 @@ def main() -> None:
         name="irp.dynamic",
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
         recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes} "
-        f"--lr {args.lr} --global-rank {args.global_rank}" + (f" --init {args.init}" if args.init else ""),
+        f"--lr {args.lr} --global-rank {args.global_rank} "
+        f"--longest {' '.join(map(str, args.longest))}" + (f" --init {args.init}" if args.init else ""),
         iterations=args.iters,
         val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",
