@@ -56,10 +56,12 @@ def sharpness(x: torch.Tensor) -> torch.Tensor:
 
 def _scores(pred, frames: torch.Tensor) -> dict[str, np.ndarray]:
     niqe = cs.create_metric("niqe")
-    out = {"irp": [], "niqe": [], "sharpness": [], "noise": []}
+    out = {"irp": [], "irp_flip": [], "niqe": [], "sharpness": [], "noise": []}
+    flip = type(pred)(pred.net, pred.bf16, flip=True)
     for i in range(0, len(frames), 32):
         x = frames[i : i + 32]
         out["irp"].append(pred.score_tensor(x).numpy())
+        out["irp_flip"].append(flip.score_tensor(x).numpy())
         out["niqe"].append(-niqe(x).numpy())
         out["sharpness"].append(sharpness(x).numpy())
         out["noise"].append(-noise_level(x).numpy())
@@ -117,10 +119,20 @@ def held_out(pred, b: Bursts, plot_path: Path | None = None) -> dict:
     return {
         "scenes": int(s), "frames_per_scene": int(n), "correlation": corr, "selection": select,
         "split": group_split(sc["irp"].reshape(s, n), b.irp),
+        "texture": texture_check(sc["irp"].reshape(s, n), b),
         "label_by_exposure": {f"{t:.2f}": float(b.irp[:, j].mean()) for j, t in enumerate(b.exposure_ms[0])},
         "best_exposure_histogram": {f"{t:.2f}": int((np.isclose(best_exp, t)).sum()) for t in b.exposure_ms[0]},
         "best_restorer_share": {r: float((b.ssim.argmax(2) == i).mean()) for i, r in enumerate(b.restorers)},
     }  # fmt: skip
+
+
+def texture_check(pred: np.ndarray, b: Bursts) -> dict:
+    """How the scene means relate to the clean scene's texture (mean absolute grey gradient): SRCC of the
+    texture with the label, with the prediction and with the prediction's error."""
+    g = b.clean.astype(np.float32).mean(-1) / 255
+    tex = np.abs(np.diff(g, axis=1)).mean((1, 2)) + np.abs(np.diff(g, axis=2)).mean((1, 2))
+    pm, ym = pred.mean(1), b.irp.mean(1)
+    return {"label": srcc(tex, ym), "prediction": srcc(tex, pm), "error": srcc(tex, pm - ym)}
 
 
 def learned_consistency(b: Bursts, scenes: int) -> dict:
@@ -223,7 +235,8 @@ def to_markdown(res: dict) -> str:
              f"Machine: {res['machine']}.", "",
              f"## Held-out scenes: {h['scenes']} bursts x {h['frames_per_scene']} frames (Kodak24, CBSD68)", "",
              "| predictor | SRCC | PLCC | SRCC within a burst |", "|---|---|---|---|"]  # fmt: skip
-    names = {"irp": "IRP (ours)", "niqe": "NIQE (negated)", "sharpness": "sharpness (Laplacian variance)",
+    names = {"irp": "IRP (ours)", "irp_flip": "IRP (ours), `--flip`",
+             "niqe": "NIQE (negated)", "sharpness": "sharpness (Laplacian variance)",
              "noise": "noise level (negated)"}  # fmt: skip
     for k, v in h["correlation"].items():
         lines.append(f"| {names[k]} | {v['srcc']:.3f} | {v['plcc']:.3f} | {v['srcc_within_burst']:.3f} |")
@@ -237,6 +250,11 @@ def to_markdown(res: dict) -> str:
                   f"the overall SRCC would be {sp['srcc_true_means']:.3f}; with our means and the true "
                   f"deviations {sp['srcc_true_deviations']:.3f}: the overall SRCC is held back by how well the "
                   "scene itself (its content) is judged, not by the ordering of degradations."]  # fmt: skip
+    if "texture" in h:
+        tx = h["texture"]
+        lines += ["", "Texture (mean grey gradient of the clean scene) against the burst means, SRCC: with the label "
+                  f"{tx['label']:.3f}, with the prediction {tx['prediction']:.3f}, with the prediction's error "
+                  f"{tx['error']:.3f}."]  # fmt: skip
     lines += ["", "## Frame selection (best restored PSNR of the picked frame, dB)", "",
               "| picked by | PSNR | gap to oracle | picked the oracle's frame |", "|---|---|---|---|"]  # fmt: skip
     for k, v in h["selection"].items():
