@@ -44,6 +44,14 @@ def _models() -> list[str]:
     return list_models()
 
 
+def _irp_options(p: argparse.ArgumentParser) -> None:
+    """The predictor options shared by rank, select and advise."""
+    p.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
+    p.add_argument(
+        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clearsight",
@@ -261,10 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "docs/irp.md) from the image alone, and print them best first.",
     )
     rk.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    rk.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
-    rk.add_argument(
-        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
-    )
+    _irp_options(rk)
     rk.add_argument("--csv", metavar="FILE", help="also write the ranking to this CSV file")
 
     se = sub.add_parser(
@@ -283,10 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--restore", metavar="MODEL", help="restore the chosen frames with this model (e.g. auto)")
     se.add_argument("--every", type=int, default=1, metavar="N", help="score every N-th frame only (default 1)")
     se.add_argument("--min-gap", type=int, default=0, metavar="N", help="video: chosen frames at least N apart")
-    se.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
-    se.add_argument(
-        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
-    )
+    _irp_options(se)
     se.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     av = sub.add_parser(
@@ -297,10 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predicted IRP of each and recommend the setting to use.",
     )
     av.add_argument("inputs", nargs="+", metavar="INPUT", help="the captures (files, folders or glob patterns)")
-    av.add_argument("--weights", metavar="FILE", help="IRP predictor weights (default: the shipped irp.dynamic)")
-    av.add_argument(
-        "--flip", action="store_true", help="average the scores of each image and its mirror image (2x time, steadier)"
-    )
+    _irp_options(av)
 
     ad = sub.add_parser(
         "adapt",
