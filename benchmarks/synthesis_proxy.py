@@ -3,7 +3,8 @@
 The same small reference network (a 3-level residual U-Net, about 0.5 M parameters) is trained with the
 same budget on each synthesis variant (depth source x preset), then scored on ``haze/sots_indoor``
 (PSNR/SSIM; indoor scenes, never trained on) and, without reference, on the real hazy sets under
-``haze/`` (haze score and contrast before -> after; before/after montages with ``--montage``).
+``haze/`` (NIQE, BRISQUE, haze score and contrast of the raw network output, beside the input's and the
+classical DCPs'; before/after montages with ``--montage``).
 
 Usage::
 
@@ -35,8 +36,10 @@ from clearsight.bench import cpu_name
 from clearsight.degrade.dataset import SynthesisDataset, image_files
 from clearsight.degrade.pipeline import PipelineConfig
 from clearsight.infer import restore_array
-from clearsight.io import load_image, to_tensor
+from clearsight.io import load_image, to_tensor, write_image
 from clearsight.metrics import psnr, ssim
+from clearsight.metrics.brisque import brisque_np
+from clearsight.metrics.niqe import niqe_np
 from clearsight.metrics.no_reference import haze_score, rms_contrast
 from clearsight.models import AFFINE_DEFAULTS, create_model
 from clearsight.models.learned import _AFFINE_EPS, guided_upsample
@@ -170,7 +173,48 @@ def project(x: torch.Tensor, out: torch.Tensor, fraction: float = AFFINE_DEFAULT
     return torch.from_numpy(np.clip(res, 0, 1)).permute(2, 0, 1)[None]
 
 
-def evaluate(net, data: Path, device, montage_dir: Path | None, name: str) -> dict:
+REAL = ("haze/real_day", "haze/real_sand", "haze/real_night")
+MONTAGE_PER_SET = 2  # images of each real set in a variant's montage
+MAX_SIDE = 1024  # real photos are scored at this longest side at most
+
+
+def real_inputs(data: Path) -> dict[str, list[torch.Tensor]]:
+    """The real hazy photos, each at most ``MAX_SIDE`` px on its longest side."""
+    sets = {}
+    for key in REAL:
+        xs = []
+        for f in image_files(data / key):
+            x = to_tensor(load_image(f).rgb)
+            if max(x.shape[-2:]) > MAX_SIDE:
+                x = F.interpolate(x, scale_factor=MAX_SIDE / max(x.shape[-2:]), mode="area").clamp(0, 1)
+            xs.append(x)
+        sets[key] = xs
+    return sets
+
+
+def nr_scores(outs: list[torch.Tensor]) -> dict[str, float]:
+    """Set means of the no-reference scores of a method's outputs."""
+    arrs = [o[0].permute(1, 2, 0).double().numpy() for o in outs]
+    return {
+        "niqe": float(np.mean([niqe_np(a) for a in arrs])),
+        "brisque": float(np.mean([brisque_np(a) for a in arrs])),
+        "haze": float(np.mean([haze_score(o).item() for o in outs])),
+        "contrast": float(np.mean([rms_contrast(o).item() for o in outs])),
+    }
+
+
+def _montage(rows: list[tuple[torch.Tensor, torch.Tensor]], height: int = 192) -> torch.Tensor:
+    """Pairs (input | output) stacked as rows of the same height and width."""
+    tiles = []
+    for x, out in rows:
+        pair = torch.cat([x, out], -1)
+        w = round(pair.shape[-1] * height / pair.shape[-2])
+        tiles.append(F.interpolate(pair, size=(height, w), mode="area"))
+    width = max(t.shape[-1] for t in tiles)
+    return torch.cat([F.pad(t, (0, width - t.shape[-1]), value=1.0) for t in tiles], -2)
+
+
+def evaluate(net, data: Path, device, montage_dir: Path | None, name: str, real_sets: dict) -> dict:
     hazy_dir, clean_dir = data / "haze/sots_indoor/hazy", data / "haze/sots_indoor/clean"
     ps, ss, pps, pss = [], [], [], []
     for h in sorted(hazy_dir.iterdir()):
@@ -181,30 +225,14 @@ def evaluate(net, data: Path, device, montage_dir: Path | None, name: str) -> di
         proj = project(x, out)
         pps.append(psnr(proj, y).item())
         pss.append(ssim(proj, y).item())
-    real = {}
-    for key in ("haze/real_day", "haze/real_sand", "haze/real_night"):
-        hb, ha, cb, ca = [], [], [], []
-        for i, f in enumerate(image_files(data / key)):
-            rgb = load_image(f).rgb
-            x = to_tensor(rgb)
-            if max(x.shape[-2:]) > 1024:
-                x = F.interpolate(x, scale_factor=1024 / max(x.shape[-2:]), mode="area")
-            out = run_net(net, x, device)
-            hb.append(haze_score(x).item())
-            ha.append(haze_score(out).item())
-            cb.append(rms_contrast(x).item())
-            ca.append(rms_contrast(out).item())
-            if montage_dir is not None and i < 6:
-                from clearsight.io import write_image
-
-                montage_dir.mkdir(parents=True, exist_ok=True)
-                write_image(montage_dir / f"{name}_{key.replace('/', '_')}_{i}.jpg", torch.cat([x, out], -1))
-        real[key] = {
-            "haze_before": float(np.mean(hb)),
-            "haze_after": float(np.mean(ha)),
-            "contrast_before": float(np.mean(cb)),
-            "contrast_after": float(np.mean(ca)),
-        }
+    real, rows = {}, []
+    for key, xs in real_sets.items():
+        outs = [run_net(net, x, device) for x in xs]
+        real[key] = nr_scores(outs)
+        rows += list(zip(xs[:MONTAGE_PER_SET], outs[:MONTAGE_PER_SET], strict=True))
+    if montage_dir is not None:
+        montage_dir.mkdir(parents=True, exist_ok=True)
+        write_image(montage_dir / f"{name}.jpg", _montage(rows), quality=88)
     return {
         "sots_psnr": float(np.mean(ps)),
         "sots_ssim": float(np.mean(ss)),
@@ -214,9 +242,14 @@ def evaluate(net, data: Path, device, montage_dir: Path | None, name: str) -> di
     }
 
 
-def dcp_reference(data: Path) -> dict:
-    out = {}
-    for name, kw in (("dcp", {}), ("dcp-textbook", {"omega": 0.95, "tolerance": 0.0, "eps": 1e-4, "airlight": "he"})):
+DCP_VARIANTS = (("dcp", {}), ("dcp-textbook", {"omega": 0.95, "tolerance": 0.0, "eps": 1e-4, "airlight": "he"}))
+
+
+def dcp_reference(data: Path, real_sets: dict) -> tuple[dict, dict]:
+    """SOTS scores of the two classical DCPs, and the no-reference scores of the input and both DCPs on the real
+    sets."""
+    out, real = {}, {key: {"input": nr_scores(xs)} for key, xs in real_sets.items()}
+    for name, kw in DCP_VARIANTS:
         r = create_model("dcp", **kw)
         ps, ss = [], []
         for h in sorted((data / "haze/sots_indoor/hazy").iterdir()):
@@ -225,7 +258,10 @@ def dcp_reference(data: Path) -> dict:
             ps.append(psnr(res, y).item())
             ss.append(ssim(res, y).item())
         out[name] = {"sots_psnr": float(np.mean(ps)), "sots_ssim": float(np.mean(ss))}
-    return out
+        for key, xs in real_sets.items():
+            outs = [to_tensor(restore_array(np.ascontiguousarray(x[0].permute(1, 2, 0).numpy()), r)[0]) for x in xs]
+            real[key][name] = nr_scores(outs)
+    return out, real
 
 
 def to_markdown(res: dict) -> str:
@@ -244,9 +280,14 @@ def _seed_summary(runs: list[dict]) -> list[str]:
     (a fixed number of iterations gives the same schedule on any CPU)."""
     groups: dict[tuple[str, str], dict[str, list[dict]]] = {}
     refs = {k: v["sots_psnr"] for run in runs for k, v in run.get("reference", {}).items()}  # same in every run
-    for run in runs:
+    seen = set()
+    for run in runs:  # newest first: a rerun of the same variant and seed replaces the older one
         kind = "GPU" if "NVIDIA" in run["device"] else "CPU"
         for name, v in run["variants"].items():
+            key = (kind, run["budget"], name, run.get("seed", 0))
+            if key in seen:
+                continue
+            seen.add(key)
             groups.setdefault((kind, run["budget"]), {}).setdefault(name, []).append(v)
     rows = []
     for (device, budget), variants in groups.items():
@@ -285,7 +326,7 @@ def _run_markdown(res: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for k, v in res["variants"].items():
-        rd = v["real"]["haze/real_day"]
+        rd = _day(v["real"]["haze/real_day"])
         proj = f"{v['sots_psnr_projected']:.2f} / {v['sots_ssim_projected']:.4f}" if "sots_psnr_projected" in v else "–"
         lines.append(
             f"| {k} | {v['train']['iterations']} | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | {proj} | "
@@ -299,6 +340,36 @@ def _run_markdown(res: dict) -> list[str]:
         "Projected: the network's output replaced by its locally affine fit to the input, as clearsight runs its "
         "dehazing networks (radius 7 % of the shorter side, `docs/learned.md`); rows with – were scored without it.",
     ]
+    if "real_reference" in res:  # runs before session 13 scored the real sets by haze score and contrast only
+        lines += _real_markdown(res)
+    return lines
+
+
+def _day(r: dict) -> dict:
+    """Real day haze scores under the names of both result formats."""
+    return {
+        "haze_before": r.get("haze_before", float("nan")),
+        "haze_after": r.get("haze_after", r.get("haze", float("nan"))),
+        "contrast_before": r.get("contrast_before", float("nan")),
+        "contrast_after": r.get("contrast_after", r.get("contrast", float("nan"))),
+    }
+
+
+def _real_markdown(res: dict) -> list[str]:
+    sets = list(res["real_reference"])
+    head = " | ".join(f"{k.split('/')[-1]} NIQE / BRISQUE / haze" for k in sets)
+    lines = ["", "Real hazy photos (longest side at most 1024 px; raw network output, no projection): set means, "
+             "lower is better for NIQE and BRISQUE; clean photos' haze scores span about 0.06–0.33.", "",
+             f"| method | {head} |", "|---|" + "---|" * len(sets)]  # fmt: skip
+
+    def row(label: str, scores: dict) -> str:
+        cells = [f"{scores[k]['niqe']:.3f} / {scores[k]['brisque']:.1f} / {scores[k]['haze']:.3f}" for k in sets]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    methods = list(next(iter(res["real_reference"].values())))
+    lines += [row(m if m == "input" else f"{m} (classical)", {k: res["real_reference"][k][m] for k in sets})
+              for m in methods]  # fmt: skip
+    lines += [row(name, v["real"]) for name, v in res["variants"].items()]
     return lines
 
 
@@ -314,7 +385,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--workers", type=int, default=-1)
     ap.add_argument("--seed", type=int, default=0, help="network initialisation and synthesis seed (0: the first runs)")
-    ap.add_argument("--montage", metavar="DIR", help="write before/after pictures here (not committed)")
+    ap.add_argument("--montage", metavar="DIR", help="write each variant's before/after montage (DIR/VARIANT.jpg) here")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the JSON; train nothing")
     args = ap.parse_args()
@@ -350,17 +421,19 @@ def main() -> None:
         prev = json.loads(json_path.read_text())
         res["earlier"] = [{k: v for k, v in prev.items() if k != "earlier"}, *prev.get("earlier", [])]
     print("classical reference:", flush=True)
-    res["reference"] = dcp_reference(data)
+    real_sets = real_inputs(data)
+    res["reference"], res["real_reference"] = dcp_reference(data, real_sets)
     print(res["reference"], flush=True)
     for name in args.variants.split(","):
         preset, depth = VARIANTS[name]
         print(f"variant {name}:", flush=True)
         net, info = train_variant(name, preset, depth, clean_dirs, args, device)
-        ev = evaluate(net, data, device, Path(args.montage) if args.montage else None, name)
+        ev = evaluate(net, data, device, Path(args.montage) if args.montage else None, name, real_sets)
         res["variants"][name] = {"train": info, **ev}
         print(
             f"  {name}: SOTS {ev['sots_psnr']:.2f} dB / {ev['sots_ssim']:.4f}, projected "
-            f"{ev['sots_psnr_projected']:.2f} / {ev['sots_ssim_projected']:.4f} ({info['iterations']} it)",
+            f"{ev['sots_psnr_projected']:.2f} / {ev['sots_ssim_projected']:.4f} ({info['iterations']} it); "
+            f"real day NIQE {ev['real']['haze/real_day']['niqe']:.3f}",
             flush=True,
         )
         json_path.write_text(json.dumps(res, indent=1) + "\n")
