@@ -325,8 +325,9 @@ def _run_markdown(res: dict) -> list[str]:
         "before → after | contrast before → after |",
         "|---|---|---|---|---|---|---|",
     ]
+    inp = res.get("real_reference", {}).get("haze/real_day", {}).get("input", {})
     for k, v in res["variants"].items():
-        rd = _day(v["real"]["haze/real_day"])
+        rd = _day({"haze_before": inp.get("haze"), "contrast_before": inp.get("contrast")} | v["real"]["haze/real_day"])
         proj = f"{v['sots_psnr_projected']:.2f} / {v['sots_ssim_projected']:.4f}" if "sots_psnr_projected" in v else "–"
         lines.append(
             f"| {k} | {v['train']['iterations']} | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | {proj} | "
@@ -348,9 +349,9 @@ def _run_markdown(res: dict) -> list[str]:
 def _day(r: dict) -> dict:
     """Real day haze scores under the names of both result formats."""
     return {
-        "haze_before": r.get("haze_before", float("nan")),
+        "haze_before": r.get("haze_before") or float("nan"),
         "haze_after": r.get("haze_after", r.get("haze", float("nan"))),
-        "contrast_before": r.get("contrast_before", float("nan")),
+        "contrast_before": r.get("contrast_before") or float("nan"),
         "contrast_after": r.get("contrast_after", r.get("contrast", float("nan"))),
     }
 
