@@ -44,6 +44,15 @@ from clearsight.metrics.no_reference import haze_score, rms_contrast
 from clearsight.models import AFFINE_DEFAULTS, create_model
 from clearsight.models.learned import _AFFINE_EPS, guided_upsample
 
+# day_haze's ranges with hazier near points (its calibrated near is 0.0-0.1)
+_HAZY_NEAR = PipelineConfig(
+    [
+        {"op": "day_haze", "beta": (0.5, 2.5), "airlight": (0.65, 0.98)},
+        {"op": "noise", "p": 0.3, "sigma": (1 / 255, 8 / 255)},
+    ],
+    near=(0.2, 0.5),
+)
+
 # variant name -> (preset or config, depth source)
 VARIANTS = {
     "day_haze+geometry": ("day_haze", "geometry"),
@@ -51,16 +60,8 @@ VARIANTS = {
     "day_haze+scene": ("day_haze", "scene"),
     "day_haze+mixed": ("day_haze", "mixed"),
     "ridcp+geometry": ("ridcp", "geometry"),
-    "hazy_near+geometry": (
-        PipelineConfig(
-            [
-                {"op": "day_haze", "beta": (0.5, 2.5), "airlight": (0.65, 0.98)},
-                {"op": "noise", "p": 0.3, "sigma": (1 / 255, 8 / 255)},
-            ],
-            near=(0.2, 0.5),
-        ),
-        "geometry",
-    ),
+    "hazy_near+geometry": (_HAZY_NEAR, "geometry"),
+    "hazy_near+random": (_HAZY_NEAR, "random"),
     "uncalibrated+geometry": (
         PipelineConfig([{"op": "day_haze", "beta": (0.2, 2.8), "airlight": (0.25, 1.0)}]),
         "geometry",
