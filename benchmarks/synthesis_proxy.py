@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from clearsight.bench import cpu_name
 from clearsight.degrade.dataset import SynthesisDataset, image_files
-from clearsight.degrade.pipeline import PipelineConfig
+from clearsight.degrade.pipeline import PipelineConfig, load_pipeline_config
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor, write_image
 from clearsight.metrics import psnr, ssim
@@ -45,13 +45,7 @@ from clearsight.models import AFFINE_DEFAULTS, create_model
 from clearsight.models.learned import _AFFINE_EPS, guided_upsample
 
 # day_haze's ranges with hazier near points (its calibrated near is 0.0-0.1)
-_HAZY_NEAR = PipelineConfig(
-    [
-        {"op": "day_haze", "beta": (0.5, 2.5), "airlight": (0.65, 0.98)},
-        {"op": "noise", "p": 0.3, "sigma": (1 / 255, 8 / 255)},
-    ],
-    near=(0.2, 0.5),
-)
+_HAZY_NEAR = load_pipeline_config(Path(__file__).resolve().parents[1] / "recipes" / "day_haze_near.yaml")
 
 # variant name -> (preset or config, depth source)
 VARIANTS = {
@@ -326,9 +320,10 @@ def _run_markdown(res: dict) -> list[str]:
         "before → after | contrast before → after |",
         "|---|---|---|---|---|---|---|",
     ]
-    inp = res.get("real_reference", {}).get("haze/real_day", {}).get("input", {})
+    inp = res.get("real_reference", {}).get("haze/real_day", {}).get("input", {})  # absent before session 13
+    before = {"haze_before": inp.get("haze", float("nan")), "contrast_before": inp.get("contrast", float("nan"))}
     for k, v in res["variants"].items():
-        rd = _day({"haze_before": inp.get("haze"), "contrast_before": inp.get("contrast")} | v["real"]["haze/real_day"])
+        rd = _day(before | v["real"]["haze/real_day"])
         proj = f"{v['sots_psnr_projected']:.2f} / {v['sots_ssim_projected']:.4f}" if "sots_psnr_projected" in v else "–"
         lines.append(
             f"| {k} | {v['train']['iterations']} | {v['sots_psnr']:.2f} | {v['sots_ssim']:.4f} | {proj} | "
@@ -350,9 +345,9 @@ def _run_markdown(res: dict) -> list[str]:
 def _day(r: dict) -> dict:
     """Real day haze scores under the names of both result formats."""
     return {
-        "haze_before": r.get("haze_before") or float("nan"),
+        "haze_before": r.get("haze_before", float("nan")),
         "haze_after": r.get("haze_after", r.get("haze", float("nan"))),
-        "contrast_before": r.get("contrast_before") or float("nan"),
+        "contrast_before": r.get("contrast_before", float("nan")),
         "contrast_after": r.get("contrast_after", r.get("contrast", float("nan"))),
     }
 
