@@ -32,11 +32,13 @@ import math
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from clearsight.degrade.dataset import image_files
+from clearsight.degrade.dead_leaves import dead_leaves
 from clearsight.irp.data import Bursts, cached_bursts, make_bursts
 from clearsight.metrics.ranking import plcc, srcc
 from clearsight.models._weights import save_weights
@@ -51,6 +53,19 @@ def bursts(
         cache / f"{name}.npz",
         lambda: make_bursts(files, scenes, crop=192, seed=seed, workers=workers, longest=longest),
     )
+
+
+def dead_leaves_files(folder: Path, n: int) -> list[Path]:
+    """``n`` dead-leaves images written once to ``folder`` (image ``i`` drawn from seed ``i``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        path = folder / f"dead_leaves_{i:04d}.png"
+        if not path.is_file():
+            img = dead_leaves(512, np.random.default_rng(i))
+            cv2.imwrite(str(path), cv2.cvtColor((img * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        files.append(path)
+    return files
 
 
 def concat(parts: list[Bursts]) -> Bursts:
@@ -108,6 +123,13 @@ def main() -> None:
         help="training images are downscaled to this longest side before the 192-px scenes are cut; several values "
         "give one set of scenes per scale (a smaller side puts more of each photo, at a denser texture, into a scene)",
     )
+    ap.add_argument(
+        "--dead-leaves",
+        type=int,
+        default=0,
+        help="add N procedural dead-leaves images (512 px, clearsight.degrade.dead_leaves) to the training photos, "
+        "--scenes scenes each: content from smooth to dense fine texture that the photo corpus lacks",
+    )
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():  # before the long burst labelling
@@ -122,6 +144,10 @@ def main() -> None:
             name += f"_l{longest}"
         seed = 0 if longest == 512 else longest
         parts.append(bursts(cache, name, train_files, args.scenes, seed, args.workers, longest))
+    if args.dead_leaves:
+        leaves = dead_leaves_files(cache / "dead_leaves", args.dead_leaves)
+        name = f"dead_leaves{args.dead_leaves}_s{args.scenes}"
+        parts.append(bursts(cache, name, leaves, args.scenes, 2, args.workers))
     train = concat(parts)
     val = bursts(cache, "val", image_files([data / "clean/Set14"]), 2, 1, args.workers)
     lo, hi = train.irp.min(), train.irp.max()
@@ -214,7 +240,9 @@ def main() -> None:
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
         recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes} "
         f"--lr {args.lr} --global-rank {args.global_rank} "
-        f"--longest {' '.join(map(str, args.longest))}" + (f" --init {args.init}" if args.init else ""),
+        f"--longest {' '.join(map(str, args.longest))}"
+        + (f" --dead-leaves {args.dead_leaves}" if args.dead_leaves else "")
+        + (f" --init {args.init}" if args.init else ""),
         iterations=args.iters,
         val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",

@@ -180,3 +180,30 @@ def test_dataset_is_deterministic(tmp_path):
         assert torch.equal(a["degraded"], b["degraded"]) and a["degraded"].shape == (3, 64, 64)
         assert not torch.equal(ds[5]["degraded"], ds[6]["degraded"])
         assert a["transmission"].shape == (1, 64, 64)
+
+
+def test_dead_leaves_is_reproducible_and_in_range():
+    from clearsight.degrade.dead_leaves import dead_leaves
+
+    a = dead_leaves(64, np.random.default_rng(3))
+    b = dead_leaves(64, np.random.default_rng(3))
+    c = dead_leaves(64, np.random.default_rng(4))
+    assert a.shape == (64, 64, 3) and a.dtype == np.float32
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert 0 <= a.min() and a.max() <= 1
+    with pytest.raises(ValueError):
+        dead_leaves(64, np.random.default_rng(0), r_min=10, r_max=5)
+
+
+def test_dead_leaves_smaller_leaves_make_busier_images():
+    from clearsight.degrade.dead_leaves import dead_leaves
+
+    def busy(r_min: float) -> float:
+        grads = []
+        for seed in range(4):
+            img = dead_leaves(128, np.random.default_rng(seed), r_min=r_min, r_max=40, grain=0.0, alpha=3.0)
+            grads.append(np.abs(np.diff(img.mean(-1), axis=1)).mean())
+        return float(np.mean(grads))
+
+    fine, coarse = busy(1.0), busy(8.0)
+    assert fine > 1.5 * coarse, (fine, coarse)
