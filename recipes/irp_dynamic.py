@@ -1,19 +1,23 @@
 """Train the IRP predictor shipped as ``src/clearsight/models/weights/irp_dynamic.safetensors``.
 
-Usage (the shipped file, two stages: 8000 iterations from scratch on a lent H100, about 4.5 minutes of labelling on
-16 cores and 5 of training; then a fine-tune on the 2-core CPU, about 11 minutes of labelling and 0.43 s per
-iteration)::
+Usage (the shipped file, three stages: 8000 iterations from scratch on a lent H100, about 4.5 minutes of labelling
+on 16 cores and 5 of training; then two fine-tunes on the 2-core CPU, each about 10 minutes of labelling and 0.35 to
+0.43 s per iteration)::
 
     python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp7 --scenes 7 --iters 8000 --device cuda \
         --out stage1.safetensors
     python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp --scenes 7 --iters 1500 --lr 5e-4 \
-        --global-rank 0.5 --val-every 250 --init stage1.safetensors
+        --global-rank 0.5 --val-every 250 --init stage1.safetensors --out stage2.safetensors
+    python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp --scenes 7 --iters 1500 --lr 5e-4 \
+        --global-rank 0.5 --val-every 500 --dead-leaves 80 --keep last --init stage2.safetensors
 
 1. Bursts (``clearsight.irp.data.make_bursts``): 192-px crops of ``clean/SunHays80`` and ``clean/Urban100_x2HR``
    (``--scenes`` per image, seed 0) for training and of ``clean/Set14`` (2 per image, seed 1) for model selection,
    each captured at 8 settings from 1 to 64 ms at constant brightness and labelled with the best SSIM over the
    classical restorer pool. Kodak24 and CBSD68 are never touched: ``benchmarks/irp.py`` tests on them.
    Bursts are cached as ``.npz`` in ``--cache``; a second run reuses them (rebuilt if the simulator changed).
+   ``--dead-leaves N`` adds N procedural dead-leaves images (``clearsight.degrade.dead_leaves``, image ``i`` from
+   seed ``i``, written once to ``CACHE/dead_leaves/``; scenes drawn with seed 2) as more training scenes.
 2. ``IRPNet`` trained from scratch: each batch holds 2 whole bursts (16 frames, one random 160-px crop per
    burst) and 16 single frames of other scenes, with flips and 90-degree turns; AdamW (lr 2e-3, weight decay
    1e-4), cosine schedule, bf16 autocast; loss = L1 to the label + 0.5 x a pairwise logistic ranking loss
@@ -21,7 +25,7 @@ iteration)::
    statistics and the absolute level still see many scenes); ``--global-rank W`` adds W x the same ranking loss
    over every pair of the batch, across scenes too (the overall SRCC is mostly a ranking of scenes). The
    weights with the best mean of the validation SRCC and within-burst SRCC are kept (with ``--init``, the
-   starting weights compete too).
+   starting weights compete too), or with ``--keep last`` those of the last iteration.
 """
 
 from __future__ import annotations
@@ -130,6 +134,12 @@ def main() -> None:
         help="add N procedural dead-leaves images (512 px, clearsight.degrade.dead_leaves) to the training photos, "
         "--scenes scenes each: content from smooth to dense fine texture that the photo corpus lacks",
     )
+    ap.add_argument(
+        "--keep",
+        choices=("best", "last"),
+        default="best",
+        help="save the weights with the best validation score (default) or those of the last iteration",
+    )
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "irp_dynamic.safetensors"))
     args = ap.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():  # before the long burst labelling
@@ -232,7 +242,8 @@ def main() -> None:
                   f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
             keep_if_best(m)
     net = net.cpu()
-    net.load_state_dict(best_state)
+    if args.keep == "best":
+        net.load_state_dict(best_state)
     final = evaluate(net, val)
     path = save_weights(
         net, args.out, "irp", {"config": None, **net.config.to_dict()},
@@ -242,7 +253,8 @@ def main() -> None:
         f"--lr {args.lr} --global-rank {args.global_rank} "
         f"--longest {' '.join(map(str, args.longest))}"
         + (f" --dead-leaves {args.dead_leaves}" if args.dead_leaves else "")
-        + (f" --init {args.init}" if args.init else ""),
+        + (f" --init {args.init}" if args.init else "")
+        + (" --keep last" if args.keep == "last" else ""),
         iterations=args.iters,
         val=final, log=log,
         label="best SSIM over the classical pool (none, NLM, Wiener with the true kernel, both orders)",
