@@ -53,7 +53,7 @@ def dead_leaves(
         r_min: smallest radius in output pixels (default: drawn log-uniformly in 0.7-8); small leaves are fine
             texture, so this sets how busy the image is.
         r_max: largest radius (default: drawn in 0.15-0.5 of ``size``).
-        grain: standard deviation of the per-leaf 1/f grain added inside leaves (default: drawn in 0-0.08).
+        grain: strength of a 1/f grain multiplied over the whole image (default: drawn in 0-0.08).
         alpha: exponent of the radius law ``p(r) ~ r^-alpha`` (default: drawn in 2.6-3.4; 3 is scale invariant,
             smaller gives fewer small leaves, a smoother image).
         supersample: drawing scale (1 disables anti-aliasing).
