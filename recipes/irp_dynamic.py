@@ -36,13 +36,13 @@ import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from clearsight.degrade.dataset import image_files
 from clearsight.degrade.dead_leaves import dead_leaves
+from clearsight.io import save_image
 from clearsight.irp.data import Bursts, cached_bursts, make_bursts
 from clearsight.metrics.ranking import plcc, srcc
 from clearsight.models._weights import save_weights
@@ -67,7 +67,7 @@ def dead_leaves_files(folder: Path, n: int) -> list[Path]:
         path = folder / f"dead_leaves_{i:04d}.png"
         if not path.is_file():
             img = dead_leaves(512, np.random.default_rng(i))
-            cv2.imwrite(str(path), cv2.cvtColor((img * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+            save_image(path, (img * 255 + 0.5).astype(np.uint8))  # atomic: a killed run leaves no half-written file
         files.append(path)
     return files
 
