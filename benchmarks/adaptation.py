@@ -5,8 +5,11 @@ Usage::
 
     python benchmarks/adaptation.py --data ../shared/data [--iters 300] [--variants colabator,no_pool,coral,rsr]
 
-Variants: CORUN with ``colabator``, ``no_pool``, ``no_weight_map``, ``colabator_brisque``, ``colabator_crops``
-(training crops at inference scale, whole-image pseudo-labels) and ``coral``; the RSR
+Variants: CORUN with ``colabator`` (``colabator_long``: the same under another name, for a run with a larger
+``--iters``), ``no_pool``, ``no_weight_map``, ``colabator_brisque``, ``colabator_crops`` (training crops at
+inference scale, whole-image pseudo-labels), ``colabator_strengths`` (the pool picks among the teacher's label at
+several dehazing strengths by ``-(NIQE + BRISQUE / 10)``), ``colabator_strengths_initial`` (the same, from the
+frozen unadapted network's label) and ``coral``; the RSR
 network with ``rsr`` (both phases, RSR's order), ``rsr_cid`` (CID's order), ``rsr_no_reweight``, ``rsr_no_align`` and
 ``rsr_colabator``. Rows of earlier runs stay in the results file (each with its command) unless re-run.
 
@@ -39,11 +42,27 @@ from clearsight.train.adapt import AdaptConfig, adapt
 
 VARIANTS = {
     "colabator": {"model": "corun.haze", "method": "colabator"},
+    "colabator_long": {"model": "corun.haze", "method": "colabator"},  # the same, run with a larger --iters
     "projected_labels": {"model": "corun.haze", "method": "colabator", "project_labels": -1},
     "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
     "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},
     "colabator_brisque": {"model": "corun.haze", "method": "colabator", "quality": "brisque"},
     "colabator_crops": {"model": "corun.haze", "method": "colabator", "views": "crop"},
+    "colabator_strengths": {
+        "model": "corun.haze",
+        "method": "colabator",
+        "views": "crop",
+        "quality": "naturalness",
+        "strengths": (0.7, 0.85, 1.0, 1.15, 1.3),
+    },
+    "colabator_strengths_initial": {
+        "model": "corun.haze",
+        "method": "colabator",
+        "views": "crop",
+        "quality": "naturalness",
+        "strengths": (0.85, 1.0, 1.15),
+        "strength_of": "initial",
+    },
     "coral": {"model": "corun.haze", "method": "coral"},
     "rsr": {"model": "rsr.haze", "method": "rsr", "batch": 4},
     "rsr_cid": {"model": "rsr.haze", "method": "rsr", "phases": "align,invariant", "batch": 4},

@@ -17,8 +17,10 @@ from clearsight.adapt import (
     coral_exp_loss,
     decorrelation_loss,
     density_ratio_weights,
+    naturalness_quality,
     random_fourier_features,
     sharpness_quality,
+    strength_candidates,
     strong_augment,
     weight_map,
 )
@@ -150,6 +152,8 @@ def test_adapt_end_to_end_through_the_cli(tmp_path):
     bq = tmp_path / "bq.safetensors"
     r5 = run_cli(*[a if a != str(out) else str(bq) for a in args], "--quality", "brisque")
     assert r5.returncode == 0 and bq.is_file(), r5.stderr
+    r6 = run_cli(*args[:4], str(tmp_path / "st.safetensors"), "--strengths", "1,x", "-q")
+    assert r6.returncode == 1 and "--strengths" in r6.stderr and r6.stderr.count("\n") == 1
 
 
 def test_adapt_refuses_bad_setups(tmp_path):
@@ -238,4 +242,67 @@ def test_crop_views_label_whole_images_and_train_on_crops(tmp_path):
     assert all(e["label"].shape[-2:] == (32, 32) for e in ref_state["pool"].values())
     bad = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "b.safetensors"), views="tiles")
     with pytest.raises(adapt_mod.ClearsightError, match="views"):
+        adapt_mod.adapt(bad, progress=False)
+
+
+def test_strength_candidates_scale_the_restoration_and_stay_in_range():
+    x = hazy_scene(40, 48, seed=3)[0]
+    x = torch.from_numpy(x).permute(2, 0, 1)[None]
+    y = (x - 0.3).clamp(0, 1) / 0.7  # a "restored" image: haze lifted off
+    weak, same, strong = strength_candidates(x, y, (0.5, 1.0, 1.5))
+    assert torch.allclose(same, y, atol=1e-6)
+    assert all(0 <= float(c.min()) and float(c.max()) <= 1 for c in (weak, strong))
+    d = lambda c: float((c - x).abs().mean())  # noqa: E731
+    assert d(weak) < d(same) < d(strong)
+
+
+def test_naturalness_quality_prefers_clean_to_noisy_photos_at_any_size():
+    for side in (200, 96):  # with NIQE, and BRISQUE alone below NIQE's 192-px minimum
+        clean = torch.stack([torch.from_numpy(scene(side, side, seed=s)).permute(2, 0, 1) for s in range(2)])
+        noisy = (clean + 0.15 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+        q = naturalness_quality(clean)
+        assert q.shape == (2,) and bool((q > naturalness_quality(noisy)).all())
+
+
+def test_strength_selection_picks_the_best_allowed_candidate(tmp_path):
+    import clearsight.train.adapt as adapt_mod
+
+    x = hazy_scene(64, 64, seed=1)[0]
+    x = torch.from_numpy(x).permute(2, 0, 1)
+    y = ((x - 0.3) / 0.7).clamp(0, 1)  # more contrast than x
+    contrast = lambda c: c.float().std((1, 2, 3))  # noqa: E731  a quality that always wants more
+    always_hazy = lambda c: torch.ones(c.shape[0])  # noqa: E731
+    never_hazy = lambda c: torch.zeros(c.shape[0])  # noqa: E731
+    pick = adapt_mod._strongest_natural(x[None], y[None], (0.8, 1.0, 1.3), contrast, always_hazy)
+    assert torch.allclose(pick, strength_candidates(x[None], y[None], (1.3,))[0])
+    # a candidate dehazed past clean photos' haze level is never taken; strengths <= 1 always may be
+    pick = adapt_mod._strongest_natural(x[None], y[None], (0.8, 1.0, 1.3), contrast, never_hazy)
+    assert torch.allclose(pick, y[None], atol=1e-6)
+    # end to end: the pool's labels are candidates of the teacher's whole-image output
+    target = _target(tmp_path / "cam", 6)
+    cfg = adapt_mod.AdaptConfig(
+        "corun.haze",
+        target=str(target),
+        out=str(tmp_path / "s.safetensors"),
+        iters=2,
+        size=32,
+        eval_every=2,
+        views="crop",
+        quality="naturalness",
+        strengths=(0.9, 1.0, 1.1),
+    )
+    adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
+    state = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)
+    assert state["pool"] and all(e["label"].shape[-2:] == (72, 80) for e in state["pool"].values())
+    # strengths of the frozen initial network's output: the labels do not depend on how the student trains
+    pools = []
+    for lr in (1e-3, 1e-7):
+        init = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / f"i{lr}.safetensors"),
+                                     iters=6, size=32, eval_every=6, views="crop", quality="naturalness",
+                                     strengths=(0.9, 1.0, 1.1), strength_of="initial", lr=lr)  # fmt: skip
+        adapt_mod.adapt(init, progress=False, log=lambda m: None)
+        pools.append(torch.load(str(init.out) + ".ckpt", map_location="cpu", weights_only=False)["pool"])
+    assert len(pools[0]) == 5 and all(torch.equal(pools[0][k]["label"], pools[1][k]["label"]) for k in pools[0])
+    bad = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "b.safetensors"), strengths=(0,))
+    with pytest.raises(adapt_mod.ClearsightError, match="strengths"):
         adapt_mod.adapt(bad, progress=False)

@@ -15,7 +15,9 @@ from .colabator import (
     brisque_quality,
     classifier_clear_probability,
     clear_probability,
+    naturalness_quality,
     sharpness_quality,
+    strength_candidates,
     strong_augment,
     weight_map,
 )
@@ -37,7 +39,9 @@ __all__ = [
     "feature_covariance",
     "random_fourier_features",
     "brisque_quality",
+    "naturalness_quality",
     "sharpness_quality",
+    "strength_candidates",
     "strong_augment",
     "weight_map",
 ]

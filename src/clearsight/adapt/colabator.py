@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["LabelPool", "PoolEntry", "block_map", "weight_map", "strong_augment", "clear_probability",
-           "sharpness_quality", "brisque_quality", "classifier_clear_probability"]  # fmt: skip
+           "sharpness_quality", "brisque_quality", "naturalness_quality", "classifier_clear_probability",
+           "strength_candidates"]  # fmt: skip
+
+
+#: BRISQUE points worth one NIQE point in :func:`naturalness_quality`: the ratio of the two metrics' spreads
+#: (standard deviations) over the restored versions of real hazy photos (``docs/adaptation.md``).
+BRISQUE_PER_NIQE = 10.0
 
 
 @dataclass
@@ -94,6 +100,29 @@ def brisque_quality(x: torch.Tensor) -> torch.Tensor:
     from ..metrics import create_metric
 
     return 1.0 - create_metric("brisque")(x.float().clamp(0, 1)).float().clamp(0, 100) / 100
+
+
+def naturalness_quality(x: torch.Tensor, brisque_scale: float = BRISQUE_PER_NIQE) -> torch.Tensor:
+    """Quality per image ``(B,)``, higher is better: ``-(NIQE + BRISQUE / brisque_scale)`` (our own models).
+
+    The two no-reference metrics together stand in for MUSIQ when candidates of one image are compared: NIQE alone
+    keeps rewarding stronger dehazing, BRISQUE has an optimum. ``brisque_scale`` puts a BRISQUE point on NIQE's
+    scale (:data:`BRISQUE_PER_NIQE`). NIQE needs at least 192 x 192 pixels: smaller images are scored by BRISQUE
+    alone (every candidate of one image has its size, so they stay comparable)."""
+    from ..metrics import create_metric
+    from ..metrics.niqe import PATCH
+
+    x = x.float().clamp(0, 1)
+    q = -create_metric("brisque")(x).float() / brisque_scale
+    if min(x.shape[-2:]) >= 2 * PATCH:
+        q = q - create_metric("niqe")(x).float()
+    return q
+
+
+def strength_candidates(x: torch.Tensor, y: torch.Tensor, strengths: tuple[float, ...]) -> list[torch.Tensor]:
+    """Pseudo-label candidates ``x + s (y - x)`` for each strength ``s``: with a fixed airlight the restored
+    image is ``x + (x - A)(1/t - 1)``, so ``s`` scales ``1/t - 1`` (``s > 1`` removes more haze, ``s < 1`` less)."""
+    return [(x + s * (y - x)).clamp(0, 1) for s in strengths]
 
 
 def block_map(x: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor], block: int = 32) -> torch.Tensor:

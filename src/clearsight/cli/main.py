@@ -328,8 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument(
         "--quality",
         default="sharpness",
-        choices=["sharpness", "brisque"],
-        help="colabator: the label pool's global quality score (default: sharpness)",
+        choices=["sharpness", "brisque", "naturalness"],
+        help="colabator: the label pool's global quality score (default: sharpness); naturalness = -(NIQE + "
+        "BRISQUE/10) on whole images, for --views crop",
+    )
+    ad.add_argument(
+        "--strengths",
+        metavar="S,S,...",
+        help="colabator: offer the pool the best (by --quality) of the teacher's label at these dehazing strengths, "
+        "e.g. 0.85,1,1.15 (1 = as the teacher restores; never past clean photos' haze level)",
     )
     ad.add_argument("--iters", type=int, default=500, help="adaptation iterations (default: 500)")
     ad.add_argument("--clean", metavar="DIR", help="clean photos for synthetic pairs that anchor the model")
@@ -362,11 +369,20 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         from .._errors import ClearsightError
 
         raise ClearsightError(f"--out {args.out}: the weights file must end in .safetensors")
+    strengths = None
+    if args.strengths:
+        try:
+            strengths = tuple(float(v) for v in args.strengths.split(","))
+        except ValueError:
+            from .._errors import ClearsightError
+
+            msg = f"--strengths {args.strengths!r}: comma-separated numbers, e.g. 0.85,1,1.15"
+            raise ClearsightError(msg) from None
     cfg = AdaptConfig(
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
         size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
         amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
-        quality=args.quality, views=args.views,
+        quality=args.quality, views=args.views, strengths=strengths,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]

@@ -39,7 +39,9 @@ from ..adapt.colabator import (
     block_map,
     brisque_quality,
     clear_probability,
+    naturalness_quality,
     sharpness_quality,
+    strength_candidates,
     strong_augment,
 )
 from ..adapt.colabator import weight_map as make_weight_map
@@ -56,6 +58,9 @@ MIN_IMAGES = 4
 EVAL_SIZE = 256
 #: Most pixels of a training image in ``views="crop"``: the size at which learned restorers run (``max_pixels``).
 INFER_PIXELS = 300_000
+#: Lowest haze score a strength candidate may reach: the 10th percentile of clean photos' haze scores
+#: (``benchmarks/results/learned.json``); below it a label would be dehazed past what clean photos look like.
+HAZE_FLOOR = 0.055
 
 
 @dataclass
@@ -81,7 +86,15 @@ class AdaptConfig:
     amp: bool = True  # bf16 autocast where the CPU has native bf16; float32 elsewhere
     label_pool: bool = True
     weight_map: bool = True
-    quality: str = "sharpness"  # the pool's global quality score: "sharpness" or "brisque" (1 - BRISQUE / 100)
+    # the pool's global quality score: "sharpness", "brisque" (1 - BRISQUE / 100) or "naturalness"
+    # (-(NIQE + BRISQUE / 10), on whole images: use it with views="crop")
+    quality: str = "sharpness"
+    # dehazing strengths s: each pseudo-label offered is the best (by `quality`) of x + s (teacher - x) whose haze
+    # score stays at or above HAZE_FLOOR; None: the teacher's output as it is (Colabator)
+    strengths: tuple[float, ...] | None = None
+    # what the strengths scale: "teacher" (its current output, so strengths compound as the teacher follows the
+    # student) or "initial" (the unadapted network's output, frozen: one fixed label per image)
+    strength_of: str = "teacher"
     phases: str = "invariant,align"
     reweight: bool = True
     align_weight: float = 10.0
@@ -183,6 +196,16 @@ def _project(real: torch.Tensor, label: torch.Tensor, fraction: float) -> torch.
     return torch.stack(out).clamp(0, 1)
 
 
+def _strongest_natural(x: torch.Tensor, y: torch.Tensor, strengths, quality, haze_score) -> torch.Tensor:
+    """Of the strength candidates of label ``y`` (:func:`~clearsight.adapt.colabator.strength_candidates`), the
+    one of best ``quality`` among those not dehazed past clean photos (haze score >= :data:`HAZE_FLOOR`; a
+    strength at most 1 is always allowed)."""
+    cands = strength_candidates(x.float(), y, strengths)
+    ok = [c for s, c in zip(strengths, cands) if s <= 1 or float(haze_score(c)) >= HAZE_FLOOR] or [y]
+    scores = [float(quality(c)) for c in ok]
+    return ok[max(range(len(ok)), key=scores.__getitem__)]
+
+
 def _air(airlight: torch.Tensor | None) -> dict:
     """Keyword arguments that pass ``airlight`` to a network, or none (the network estimates or assumes it)."""
     return {"airlight": airlight} if airlight is not None else {}
@@ -231,13 +254,16 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         raise ClearsightError("--iters must be at least 1")
     if cfg.views not in ("resize", "crop"):
         raise ClearsightError(f"--views {cfg.views!r}: choose resize or crop")
-    if cfg.quality not in ("sharpness", "brisque"):
-        raise ClearsightError(f"--quality {cfg.quality!r}: choose sharpness or brisque")
-    global_quality = sharpness_quality if cfg.quality == "sharpness" else brisque_quality
+    qualities = {"sharpness": sharpness_quality, "brisque": brisque_quality, "naturalness": naturalness_quality}
+    if cfg.quality not in qualities:
+        raise ClearsightError(f"--quality {cfg.quality!r}: choose sharpness, brisque or naturalness")
+    global_quality = qualities[cfg.quality]
+    if cfg.strengths is not None and (not cfg.strengths or any(not 0 < s <= 3 for s in cfg.strengths)):
+        raise ClearsightError(f"--strengths {cfg.strengths}: one or more dehazing strengths in (0, 3]")
     if cfg.project_labels is not None and cfg.project_labels != -1 and not 0 <= cfg.project_labels <= 1:
         raise ClearsightError(f"project_labels={cfg.project_labels}: a fraction of the image side in [0, 1]")
     torch.manual_seed(cfg.seed)
-    ema = cfg.ema if cfg.ema is not None else min(0.999, 1.0 - 10.0 / cfg.iters)
+    ema = cfg.ema if cfg.ema is not None else min(0.999, max(0.0, 1.0 - 10.0 / cfg.iters))
     student, meta = _load_net(cfg.model)
     names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size, cfg.views)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
@@ -250,6 +276,15 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     cp = ContrastPerceptualLoss("random")
     pool = LabelPool()
     clear_score, clear_name = _clear_score()
+    haze_score, initial, anchored = None, None, {}
+    if cfg.strength_of not in ("teacher", "initial"):
+        raise ClearsightError(f"strength_of={cfg.strength_of!r}: choose teacher or initial")
+    if cfg.strengths and cfg.strength_of == "initial":
+        initial = copy.deepcopy(teacher)  # frozen: the labels it gives are computed once per image
+    if cfg.strengths:
+        from ..metrics import create_metric
+
+        haze_score = create_metric("haze_score")
     synth = None
     if cfg.clean:
         from ..degrade.dataset import SynthesisDataset
@@ -333,6 +368,17 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                         if project:
                             label = _project(real, label, project)
                         label = list(label[:, None])
+                    if cfg.strengths and initial is not None:
+                        for b, i in enumerate(idx):
+                            if names[i] not in anchored:
+                                x = whole[b][None]
+                                a = airs[b] if crops else None
+                                y = initial(x, **_air(a)).float().clamp(0, 1)
+                                anchored[names[i]] = _strongest_natural(x, y, cfg.strengths, global_quality, haze_score)
+                        label = [anchored[names[i]] for i in idx]
+                    elif cfg.strengths:
+                        label = [_strongest_natural(x[None], y, cfg.strengths, global_quality, haze_score)
+                                 for x, y in zip(whole, label)]  # fmt: skip
                     q = [float(global_quality(y)) for y in label]
                     c = [float(clear_score(y)) for y in label]
                     wmaps = [make_weight_map(block_map(y, sharpness_quality), block_map(y, clear_score)) for y in label]
