@@ -100,19 +100,21 @@ def to_markdown(res: dict) -> str:
         f"Last command: `{res['command']}` (each row's own command is in the JSON)  ",
         f"Machine: {res['machine']}. Target `haze/real_day`: {res['train_images']} images adapted on, "
         f"{len(res['held_out'])} held out (every fifth, never trained on) and scored at full resolution. "
-        f"{res['iters']} iterations per variant, training views {res['size']} px, synthetic anchor from "
+        f"Iterations: each row's own (last column; {res['iters']} in the last command), training views "
+        f"{res['size']} px, synthetic anchor from "
         "`clean/SunHays80`; RSR variants use batch 4 (re-weighting needs more than two samples), the others 2.",
     ]
 
     def table(rows: dict) -> None:
-        head = "| model | held-out NIQE ↓ | BRISQUE ↓ | haze score | SOTS PSNR | SOTS SSIM | adapt seconds |"
-        lines.extend(["", head, "|---|---|---|---|---|---|---|"])
+        head = "| model | held-out NIQE ↓ | BRISQUE ↓ | haze score | SOTS PSNR | SOTS SSIM | adapt s | iterations |"
+        lines.extend(["", head, "|---|---|---|---|---|---|---|---|"])
         for k, v in rows.items():
             sp = f"{v['sots_psnr']:.2f}" if "sots_psnr" in v else "–"
             sss = f"{v['sots_ssim']:.4f}" if "sots_ssim" in v else "–"
             sec = f"{v['seconds']:.0f}" if "seconds" in v else "–"
+            its = v["held_out_trend"][-1]["iteration"] if v.get("held_out_trend") else "–"
             lines.append(
-                f"| {k} | {v['niqe']:.3f} | {v['brisque']:.2f} | {v['haze_score']:.3f} | {sp} | {sss} | {sec} |"
+                f"| {k} | {v['niqe']:.3f} | {v['brisque']:.2f} | {v['haze_score']:.3f} | {sp} | {sss} | {sec} | {its} |"
             )
 
     table(res["rows"])
