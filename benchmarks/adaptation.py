@@ -6,12 +6,12 @@ Usage::
     python benchmarks/adaptation.py --data ../shared/data [--iters 300] [--variants colabator,no_pool,coral,rsr]
 
 Variants: CORUN with ``colabator`` (``colabator_long``: the same under another name, for a run with a larger
-``--iters``), ``no_pool``, ``no_weight_map``, ``colabator_brisque``, ``colabator_crops`` (training crops at
-inference scale, whole-image pseudo-labels), ``colabator_strengths`` (the pool picks among the teacher's label at
-several dehazing strengths by ``-(NIQE + BRISQUE / 10)``), ``colabator_strengths_initial`` (the same, from the
-frozen unadapted network's label) and ``coral``; the RSR
-network with ``rsr`` (both phases, RSR's order), ``rsr_cid`` (CID's order), ``rsr_no_reweight``, ``rsr_no_align`` and
-``rsr_colabator``. Rows of earlier runs stay in the results file (each with its command) unless re-run.
+``--iters``; ``colabator_long_s1``: with seed 1), ``no_pool``, ``no_weight_map``, ``colabator_brisque``,
+``colabator_crops`` (training crops at inference scale, whole-image pseudo-labels), ``colabator_strengths`` (the
+pool picks among the teacher's label at several dehazing strengths by ``-(NIQE + BRISQUE / 10)``),
+``colabator_strengths_initial`` (the same, from the frozen unadapted network's label) and ``coral``; the RSR
+network with ``rsr`` (both phases, RSR's order), ``rsr_cid`` (CID's order), ``rsr_no_reweight``, ``rsr_no_align``
+and ``rsr_colabator``. Rows of earlier runs stay in the results file (each with its command) unless re-run.
 
 The target folder is ``haze/real_day``; ``clearsight adapt`` holds out every fifth image (never trained on), and
 this script scores the unadapted and each adapted model on exactly those held-out images at full resolution
@@ -43,6 +43,7 @@ from clearsight.train.adapt import AdaptConfig, adapt
 VARIANTS = {
     "colabator": {"model": "corun.haze", "method": "colabator"},
     "colabator_long": {"model": "corun.haze", "method": "colabator"},  # the same, run with a larger --iters
+    "colabator_long_s1": {"model": "corun.haze", "method": "colabator", "seed": 1},
     "projected_labels": {"model": "corun.haze", "method": "colabator", "project_labels": -1},
     "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
     "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},
