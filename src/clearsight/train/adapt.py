@@ -359,16 +359,17 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                     if crops:  # whole images of different sizes: one teacher pass each, at inference scale
                         hook = getattr(teacher, "estimate_airlight", None)
                         airs = [hook(x[None].float()) if hook is not None else None for x in whole]
-                        label = [teacher(x[None], **_air(a)).float().clamp(0, 1) for x, a in zip(whole, airs)]
-                        if project:
-                            label = [_project(x[None], y, project) for x, y in zip(whole, label)]
+                        if initial is None:  # with initial-anchored strengths the labels come from below
+                            label = [teacher(x[None], **_air(a)).float().clamp(0, 1) for x, a in zip(whole, airs)]
+                            if project:
+                                label = [_project(x[None], y, project) for x, y in zip(whole, label)]
                         air = torch.cat(airs) if airs[0] is not None else None
-                    else:
+                    elif initial is None:
                         label = teacher(real).float().clamp(0, 1)
                         if project:
                             label = _project(real, label, project)
                         label = list(label[:, None])
-                    if cfg.strengths and initial is not None:
+                    if initial is not None:
                         for b, i in enumerate(idx):
                             if names[i] not in anchored:
                                 x = whole[b][None]
