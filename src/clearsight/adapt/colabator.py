@@ -30,8 +30,9 @@ __all__ = ["LabelPool", "PoolEntry", "block_map", "weight_map", "strong_augment"
            "strength_candidates"]  # fmt: skip
 
 
-#: BRISQUE points worth one NIQE point in :func:`naturalness_quality`: the ratio of the two metrics' spreads
-#: (standard deviations) over the restored versions of real hazy photos (``docs/adaptation.md``).
+#: BRISQUE points worth one NIQE point in :func:`naturalness_quality`: a little below the ratio of the two metrics'
+#: spreads (standard deviations, 14) over restored real hazy photos, so that BRISQUE's optimum counts
+#: (``scripts/strength_sweep.py``, ``docs/adaptation.md``).
 BRISQUE_PER_NIQE = 10.0
 
 
