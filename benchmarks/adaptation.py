@@ -6,7 +6,9 @@ Usage::
     python benchmarks/adaptation.py --data ../shared/data [--iters 300] [--variants colabator,no_pool,coral,rsr]
 
 Variants: CORUN with ``colabator`` (``colabator_long``: the same under another name, for a run with a larger
-``--iters``; ``colabator_long_s1``: with seed 1), ``no_pool``, ``no_weight_map``, ``colabator_brisque``,
+``--iters``; ``colabator_long_s1``: with seed 1; ``colabator_best``, ``colabator_best_long``,
+``colabator_best_s1``: writing the teacher that restores 8 of the *training* images best by NIQE + BRISQUE / 10,
+the unadapted one included), ``no_pool``, ``no_weight_map``, ``colabator_brisque``,
 ``colabator_crops`` (training crops at inference scale, whole-image pseudo-labels), ``colabator_strengths`` (the
 pool picks among the teacher's label at several dehazing strengths by ``-(NIQE + BRISQUE / 10)``),
 ``colabator_strengths_initial`` (the same, from the frozen unadapted network's label) and ``coral``; the RSR
@@ -44,6 +46,9 @@ VARIANTS = {
     "colabator": {"model": "corun.haze", "method": "colabator"},
     "colabator_long": {"model": "corun.haze", "method": "colabator"},  # the same, run with a larger --iters
     "colabator_long_s1": {"model": "corun.haze", "method": "colabator", "seed": 1},
+    "colabator_best": {"model": "corun.haze", "method": "colabator", "keep": "best"},
+    "colabator_best_long": {"model": "corun.haze", "method": "colabator", "keep": "best"},  # for a larger --iters
+    "colabator_best_s1": {"model": "corun.haze", "method": "colabator", "keep": "best", "seed": 1},
     "projected_labels": {"model": "corun.haze", "method": "colabator", "project_labels": -1},
     "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
     "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},

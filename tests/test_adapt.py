@@ -150,8 +150,9 @@ def test_adapt_end_to_end_through_the_cli(tmp_path):
     assert r4.returncode == 0, r4.stderr
     assert read_metadata(coral)["method"] == "coral"
     bq = tmp_path / "bq.safetensors"
-    r5 = run_cli(*[a if a != str(out) else str(bq) for a in args], "--quality", "brisque")
+    r5 = run_cli(*[a if a != str(out) else str(bq) for a in args], "--quality", "brisque", "--keep", "best")
     assert r5.returncode == 0 and bq.is_file(), r5.stderr
+    assert "kept the teacher of iteration" in r5.stdout and read_metadata(bq)["kept_iteration"] in ("0", "2", "4")
     r6 = run_cli(*args[:4], str(tmp_path / "st.safetensors"), "--strengths", "1,x", "-q")
     assert r6.returncode == 1 and "--strengths" in r6.stderr and r6.stderr.count("\n") == 1
 
@@ -317,4 +318,50 @@ def test_strength_selection_picks_the_best_allowed_candidate(tmp_path):
         assert len(pool) == 5 and (all(same) if of == "initial" else not all(same))
     bad = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "b.safetensors"), strengths=(0,))
     with pytest.raises(adapt_mod.ClearsightError, match="strengths"):
+        adapt_mod.adapt(bad, progress=False)
+
+
+def test_keep_best_writes_the_teacher_the_selection_prefers(tmp_path, monkeypatch):
+    import clearsight.train.adapt as adapt_mod
+    from clearsight.infer import restore_array
+    from clearsight.io import to_tensor
+    from clearsight.models import load_restorer, weights_file
+    from clearsight.models._weights import load_weights
+
+    target = _target(tmp_path / "cam", 6)
+
+    def run(name, iters, keep, scores=None):
+        if scores is not None:
+            seq = iter(scores)
+            monkeypatch.setattr(adapt_mod, "_selection_score", lambda *a: next(seq))
+        cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / f"{name}.safetensors"),
+                                    iters=iters, size=32, eval_every=2, ema=0.5, lr=1e-3, keep=keep)  # fmt: skip
+        res = adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
+        return res, load_weights(res["weights"])[0].state_dict()
+
+    _, after2 = run("last2", 2, "last")
+    _, after4 = run("last4", 4, "last")
+    source = load_weights(weights_file("corun.haze"))[0].state_dict()
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert not same(after2, after4) and not same(after2, source)  # the teacher moves, so the choice matters
+    res, kept = run("mid", 4, "best", [5.0, 3.0, 4.0])  # iterations 0, 2, 4: the one at 2 is best
+    assert res["kept_iteration"] == 2 and same(kept, after2)
+    assert [h["selection"] for h in res["history"]] == [5.0, 3.0, 4.0]
+    res, kept = run("none", 4, "best", [1.0, 3.0, float("inf")])  # adapting never helped: the source is written
+    assert res["kept_iteration"] == 0 and same(kept, source)
+    monkeypatch.undo()
+    # unmocked: the score is computed on training images as `restore` runs the network, lower is better
+    names = adapt_mod._read_target(str(target), 32)[0]
+    views = adapt_mod._selection_views(names, 3)
+    net = load_weights(weights_file("corun.haze"))[0].eval()
+    score = adapt_mod._selection_score(net, "corun", views, False)
+    restorer = load_restorer(weights_file("corun.haze"), precision="fp32")  # as `restore --weights` runs it
+    direct = [-float(naturalness_quality(to_tensor(restore_array(v, restorer)[0]))) for v in views]
+    assert len(views) == 3 and score == pytest.approx(sum(direct) / 3, abs=1e-4)
+    with torch.no_grad():  # weights wrecked: a flat or broken output is scored worst, never kept
+        for p in net.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    assert adapt_mod._selection_score(net, "corun", views, False) == float("inf")
+    bad = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "b.safetensors"), keep="first")
+    with pytest.raises(adapt_mod.ClearsightError, match="keep"):
         adapt_mod.adapt(bad, progress=False)

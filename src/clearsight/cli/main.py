@@ -356,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="teacher EMA decay (default: 1 - 10/iters, at most 0.999, as Colabator's 0.999 suits 5000-iteration runs)",
     )
     ad.add_argument("--eval-every", type=int, default=100, metavar="N", help="held-out report every N iterations")
+    ad.add_argument(
+        "--keep",
+        default="last",
+        choices=["last", "best"],
+        help="which weights to write: last (default) or best: every --eval-every iterations, and before adapting, "
+        "8 of your training images are restored as 'restore' runs them and the teacher with the lowest mean "
+        "NIQE + BRISQUE/10 is kept (the unadapted model if adapting never helped; about 1.5 s per image and check)",
+    )
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ad.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -382,12 +390,14 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
         size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
         amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
-        quality=args.quality, views=args.views, strengths=strengths,
+        quality=args.quality, views=args.views, strengths=strengths, keep=args.keep,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]
     trend = ", ".join(f"{k} {first[k]:.3f} -> {last[k]:.3f}" for k in first if k != "iteration")
     print(f"adapted on {res['train_images']} images; held-out ({res['held_out']}): {trend}")
+    if args.keep == "best":
+        print(f"kept the teacher of iteration {res['kept_iteration']} of {args.iters} (0: the unadapted model)")
     print(f"weights: {res['weights']}  (use: clearsight restore --weights {res['weights']} ...)")
     return 0
 

@@ -106,6 +106,12 @@ class AdaptConfig:
     # the teacher (airlight estimated on the whole image, as at inference) and trains the student on aligned
     # size x size crops of it with that airlight
     views: str = "resize"
+    # which teacher is written: "last" (after the last iteration) or "best": at iteration 0 and every `eval_every`
+    # iterations the teacher restores `select_images` of the *training* images as `restore` runs it (inference
+    # scale, the model's output projection) and the one with the lowest mean NIQE + BRISQUE / 10 is kept, the
+    # unadapted network included. The held-out fifth is never used to choose.
+    keep: str = "last"
+    select_images: int = 8
 
 
 def _load_net(model: str):
@@ -236,6 +242,32 @@ def _evaluate(net, held: list[np.ndarray], amp: bool) -> dict[str, float]:
     return {"niqe": float(niqe(y).mean()), "haze_score": float(haze(y).mean())}
 
 
+def _selection_views(names: list[str], count: int) -> list[np.ndarray]:
+    """``count`` of the training images, evenly spaced, as read (``restore`` scales them itself)."""
+    idx = sorted({int(i) for i in np.linspace(0, len(names) - 1, min(count, len(names))).round()})
+    return [load_image(names[i]).rgb for i in idx]
+
+
+@torch.no_grad()
+def _selection_score(net, arch: str, views: list[np.ndarray], amp: bool) -> float:
+    """Mean ``NIQE + BRISQUE / 10`` (lower is better) of ``views`` restored by ``net`` as ``restore`` runs it."""
+    from ..infer import restore_array
+    from ..io import to_tensor
+    from ..models import AFFINE_DEFAULTS
+    from ..models.learned import NetworkRestorer
+
+    precision = "bf16" if amp else "fp32"
+    restorer = NetworkRestorer(copy.deepcopy(net), precision=precision, affine=AFFINE_DEFAULTS.get(arch))
+    scores = []
+    for v in views:
+        try:
+            scores.append(-float(naturalness_quality(to_tensor(restore_array(v, restorer)[0]))))
+        except ClearsightError:  # a flat output has no BRISQUE: a broken network is never kept
+            return float("inf")
+    score = float(np.mean(scores))
+    return score if np.isfinite(score) else float("inf")
+
+
 def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     """Run the adaptation ``cfg`` describes (resuming from ``cfg.out + '.ckpt'``); returns a summary."""
     from tqdm.auto import tqdm
@@ -252,6 +284,10 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         raise ClearsightError(f"--phases {cfg.phases!r}: a comma-separated list of invariant and align")
     if cfg.iters < 1:
         raise ClearsightError("--iters must be at least 1")
+    if cfg.keep not in ("last", "best"):
+        raise ClearsightError(f"--keep {cfg.keep!r}: choose last or best")
+    if cfg.keep == "best" and cfg.select_images < 1:
+        raise ClearsightError("select_images must be at least 1 with --keep best")
     if cfg.views not in ("resize", "crop"):
         raise ClearsightError(f"--views {cfg.views!r}: choose resize or crop")
     qualities = {"sharpness": sharpness_quality, "brisque": brisque_quality, "naturalness": naturalness_quality}
@@ -312,6 +348,8 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(str(cfg.out) + ".ckpt")
     start, history = 0, []
+    views = _selection_views(names, cfg.select_images) if cfg.keep == "best" else []
+    best = None  # keep="best": {"iteration", "score", "state"} of the best teacher so far
     if ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         if state["config"] != asdict(cfg):
@@ -322,13 +360,17 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         pool.load_state_dict(state["pool"])
         if weighter is not None:
             weighter.load_state_dict(state["weighter"])
-        start, history = state["iteration"], state["history"]
+        start, history, best = state["iteration"], state["history"], state.get("best")
         log(f"resuming at iteration {start}")
     amp = cfg.amp and _bf16_ok()
     if cfg.amp and not amp:
         log("this CPU has no native bf16 (emulated autocast is many times slower): running in float32")
     if start == 0:
         history.append({"iteration": 0, **_evaluate(teacher, held, amp)})
+        if views:
+            score = _selection_score(teacher, meta["arch"], views, amp)
+            best = {"iteration": 0, "score": score, "state": copy.deepcopy(teacher.state_dict())}
+            history[-1]["selection"] = score
         log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]) + f"; haze-free score: {clear_name}")
     bar = tqdm(total=cfg.iters, initial=start, disable=not progress, desc=f"adapt ({cfg.method})", unit="it")
     gen = torch.Generator()
@@ -425,6 +467,11 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if done % cfg.eval_every == 0 or done == cfg.iters:
             history.append({"iteration": done, **_evaluate(teacher, held, amp)})
+            if views:
+                score = _selection_score(teacher, meta["arch"], views, amp)
+                history[-1]["selection"] = score
+                if score < best["score"]:
+                    best = {"iteration": done, "score": score, "state": copy.deepcopy(teacher.state_dict())}
             bar.write("held-out: " + json.dumps(history[-1]))
         if done % cfg.ckpt_every == 0 or done == cfg.iters:
             state = {
@@ -435,20 +482,29 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                 "pool": pool.state_dict(),
                 "weighter": weighter.state_dict() if weighter is not None else None,
                 "history": history,
+                "best": best,
                 "config": asdict(cfg),
             }
             tmp = ckpt.with_name(f".{ckpt.name}.tmp{os.getpid()}")
             torch.save(state, tmp)
             os.replace(tmp, ckpt)
     bar.close()
+    kept = cfg.iters
+    if best is not None:
+        kept = best["iteration"]
+        teacher.load_state_dict(best["state"])
+        log(f"kept the teacher of iteration {kept} (selection score {best['score']:.3f} on {len(views)} training "
+            f"images; {history[0]['selection']:.3f} before adapting)")  # fmt: skip
     out = save_weights(
         teacher, cfg.out, meta["arch"], json.loads(meta.get("args", "{}")),
         description=f"{meta.get('description', meta['arch'])}; adapted ({cfg.method}) to {Path(cfg.target).name}",
-        adapted_from=meta["source"], method=cfg.method, iterations=str(cfg.iters), history=history,
+        adapted_from=meta["source"], method=cfg.method, iterations=str(cfg.iters), kept_iteration=str(kept),
+        history=history,
     )  # fmt: skip
     return {
         "weights": str(out),
         "history": history,
+        "kept_iteration": kept,
         "train_images": len(train_imgs),
         "held_out": len(held),
         "held_out_files": held_names,
