@@ -363,14 +363,21 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         start, history, best = state["iteration"], state["history"], state.get("best")
         log(f"resuming at iteration {start}")
     amp = cfg.amp and _bf16_ok()
+
+    def _select(iteration: int, best: dict | None) -> dict:
+        """Score the teacher for keep="best" (recorded in the history) and return the best entry so far."""
+        score = _selection_score(teacher, meta["arch"], views, amp)
+        history[-1]["selection"] = score
+        if best is None or score < best["score"]:
+            best = {"iteration": iteration, "score": score, "state": copy.deepcopy(teacher.state_dict())}
+        return best
+
     if cfg.amp and not amp:
         log("this CPU has no native bf16 (emulated autocast is many times slower): running in float32")
     if start == 0:
         history.append({"iteration": 0, **_evaluate(teacher, held, amp)})
         if views:
-            score = _selection_score(teacher, meta["arch"], views, amp)
-            best = {"iteration": 0, "score": score, "state": copy.deepcopy(teacher.state_dict())}
-            history[-1]["selection"] = score
+            best = _select(0, best)
         log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]) + f"; haze-free score: {clear_name}")
     bar = tqdm(total=cfg.iters, initial=start, disable=not progress, desc=f"adapt ({cfg.method})", unit="it")
     gen = torch.Generator()
@@ -468,10 +475,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         if done % cfg.eval_every == 0 or done == cfg.iters:
             history.append({"iteration": done, **_evaluate(teacher, held, amp)})
             if views:
-                score = _selection_score(teacher, meta["arch"], views, amp)
-                history[-1]["selection"] = score
-                if score < best["score"]:
-                    best = {"iteration": done, "score": score, "state": copy.deepcopy(teacher.state_dict())}
+                best = _select(done, best)
             bar.write("held-out: " + json.dumps(history[-1]))
         if done % cfg.ckpt_every == 0 or done == cfg.iters:
             state = {
