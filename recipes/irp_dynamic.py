@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from clearsight.degrade.dataset import image_files
-from clearsight.degrade.dead_leaves import dead_leaves
+from clearsight.degrade.dead_leaves import dead_leaves, photo_leaves
 from clearsight.io import save_image
-from clearsight.irp.data import Bursts, cached_bursts, make_bursts
+from clearsight.irp.data import Bursts, cached_bursts, load_clean, make_bursts
 from clearsight.metrics.ranking import plcc, srcc
 from clearsight.models._weights import save_weights
 from clearsight.models.irp import IRPConfig, IRPNet
@@ -68,6 +68,21 @@ def dead_leaves_files(folder: Path, n: int) -> list[Path]:
         if not path.is_file():
             img = dead_leaves(512, np.random.default_rng(i))
             save_image(path, (img * 255 + 0.5).astype(np.uint8))  # atomic: a killed run leaves no half-written file
+        files.append(path)
+    return files
+
+
+def photo_leaves_files(folder: Path, n: int, photos: list[Path]) -> list[Path]:
+    """``n`` photo-leaves collages of the training photos written once to ``folder`` (image ``i`` from seed ``i``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files, textures = [], None
+    for i in range(n):
+        path = folder / f"photo_leaves_{i:04d}.png"
+        if not path.is_file():
+            if textures is None:
+                textures = [load_clean(f, 1024) for f in photos]
+            img = photo_leaves(512, textures, np.random.default_rng(i))
+            save_image(path, (img * 255 + 0.5).astype(np.uint8))
         files.append(path)
     return files
 
@@ -135,6 +150,14 @@ def main() -> None:
         "--scenes scenes each: content from smooth to dense fine texture that the photo corpus lacks",
     )
     ap.add_argument(
+        "--photo-leaves",
+        type=int,
+        default=0,
+        help="add N photo-leaves collages (clearsight.degrade.dead_leaves.photo_leaves: leaves cut from the training "
+        "photos), 2 scenes each: new arrangements of natural texture, so a scene's level cannot be learnt by "
+        "recognising the photo",
+    )
+    ap.add_argument(
         "--keep",
         choices=("best", "last"),
         default="best",
@@ -158,6 +181,9 @@ def main() -> None:
         leaves = dead_leaves_files(cache / "dead_leaves", args.dead_leaves)
         name = f"dead_leaves{args.dead_leaves}_s{args.scenes}"
         parts.append(bursts(cache, name, leaves, args.scenes, 2, args.workers))
+    if args.photo_leaves:
+        leaves = photo_leaves_files(cache / "photo_leaves", args.photo_leaves, train_files)
+        parts.append(bursts(cache, f"photo_leaves{args.photo_leaves}", leaves, 2, 3, args.workers))
     train = concat(parts)
     val = bursts(cache, "val", image_files([data / "clean/Set14"]), 2, 1, args.workers)
     lo, hi = train.irp.min(), train.irp.max()
@@ -253,6 +279,7 @@ def main() -> None:
         f"--lr {args.lr} --global-rank {args.global_rank} "
         f"--longest {' '.join(map(str, args.longest))}"
         + (f" --dead-leaves {args.dead_leaves}" if args.dead_leaves else "")
+        + (f" --photo-leaves {args.photo_leaves}" if args.photo_leaves else "")
         + (f" --init {args.init}" if args.init else "")
         + (" --keep last" if args.keep == "last" else ""),
         iterations=args.iters,

@@ -207,3 +207,24 @@ def test_dead_leaves_smaller_leaves_make_busier_images():
 
     fine, coarse = busy(1.0), busy(8.0)
     assert fine > 1.5 * coarse, (fine, coarse)
+
+
+def test_photo_leaves_cut_every_leaf_from_the_given_photos():
+    from clearsight.degrade.dead_leaves import photo_leaves
+
+    red = np.zeros((40, 60, 3), np.float32)
+    red[..., 0] = 0.5
+    blue = np.zeros((300, 200, 3), np.float32)
+    blue[..., 2] = 0.5
+    a = photo_leaves(64, [red, blue], np.random.default_rng(1))
+    assert a.shape == (64, 64, 3) and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    assert np.array_equal(a, photo_leaves(64, [red, blue], np.random.default_rng(1)))
+    assert not np.array_equal(a, photo_leaves(64, [red, blue], np.random.default_rng(2)))
+    assert np.all(a[..., 1] == 0)  # nothing but the photos' pixels (times a brightness) appears
+    assert (a[..., 0] > 0.25).mean() > 0.05 and (a[..., 2] > 0.25).mean() > 0.05  # leaves from both photos
+    # a leaf shows its photo in place: a gradient photo keeps its gradient inside big leaves
+    ramp = np.repeat(np.linspace(0, 1, 256, dtype=np.float32)[None, :, None], 256, 0).repeat(3, 2)
+    g = photo_leaves(64, [ramp], np.random.default_rng(0), r_min=30, r_max=40, sources=1)
+    assert (np.diff(g[..., 0], axis=1) > 0).mean() > 0.6
+    with pytest.raises(ValueError, match="texture"):
+        photo_leaves(64, [], np.random.default_rng(0))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["dead_leaves"]
+__all__ = ["dead_leaves", "photo_leaves"]
 
 
 def _palette(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -108,4 +108,91 @@ def dead_leaves(
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     gx, gy = rng.normal(0, 0.25, 2)
     img = img * np.clip(1 + gx * (xx - 0.5) + gy * (yy - 0.5), 0.5, 1.5)[..., None]
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def photo_leaves(
+    size: int,
+    textures: list[np.ndarray],
+    rng: np.random.Generator | None = None,
+    r_min: float | None = None,
+    r_max: float | None = None,
+    sources: int = 12,
+    p_box: float = 0.3,
+) -> np.ndarray:
+    """A dead-leaves collage whose leaves are cut from photographs: float32 ``(size, size, 3)`` in [0, 1].
+
+    The leaves (disks, and with probability ``p_box`` rotated rectangles for man-made edges) follow the
+    ``r^-3`` size law of :func:`dead_leaves`; each shows, in place, a crop of one of ``sources`` photos drawn
+    from ``textures``, downscaled by a random factor in 1-2.5, with its own brightness. Every collage is a new
+    arrangement of natural textures, so a model trained on it cannot learn a scene's level by recognising the
+    photo (the IRP predictor memorised the level of its 80 training photos and misjudged new ones by their
+    texture).
+
+    Args:
+        size: side in pixels.
+        textures: float32 ``(H, W, 3)`` images in [0, 1] (any size; a small one is enlarged to fit).
+        rng: NumPy generator (default: a fresh unseeded one).
+        r_min: smallest radius in output pixels (default: drawn log-uniformly in 6-40).
+        r_max: largest radius (default: drawn in 0.3-0.8 of ``size``).
+        sources: how many photos one collage draws from.
+        p_box: share of rectangular leaves.
+
+    Returns:
+        The image; the same ``rng`` state and textures give the same image.
+    """
+    if size < 8:
+        raise ValueError(f"size must be at least 8, got {size}")
+    if not textures:
+        raise ValueError("photo_leaves needs at least one texture image")
+    if sources < 1:
+        raise ValueError(f"sources must be at least 1, got {sources}")
+    rng = rng if rng is not None else np.random.default_rng()
+    r_min = float(np.exp(rng.uniform(np.log(6.0), np.log(40.0)))) if r_min is None else float(r_min)
+    r_max = float(rng.uniform(0.3, 0.8) * size) if r_max is None else float(r_max)
+    if not 0 < r_min < r_max:
+        raise ValueError(f"need 0 < r_min < r_max, got {r_min} and {r_max}")
+    big = 2 * size  # drawn at twice the size and area-downscaled: anti-aliased leaf edges
+    layers = []
+    for i in rng.choice(len(textures), sources, replace=len(textures) < sources):
+        t = textures[int(i)]
+        # the photo at 1/d of its size, on the doubled canvas (the final downscale halves it again)
+        d = float(np.exp(rng.uniform(0.0, np.log(2.5))))
+        f = max(2.0 / d, big / min(t.shape[:2]))
+        t = cv2.resize(t, (max(big, round(t.shape[1] * f)), max(big, round(t.shape[0] * f))),
+                       interpolation=cv2.INTER_LINEAR if f > 1 else cv2.INTER_AREA)  # fmt: skip
+        y0, x0 = rng.integers(0, t.shape[0] - big + 1), rng.integers(0, t.shape[1] - big + 1)
+        layers.append(np.ascontiguousarray(t[y0 : y0 + big, x0 : x0 + big], np.float32))
+    a, b = r_min**-2.0, r_max**-2.0  # p(r) ~ r^-3 on [r_min, r_max]
+
+    def radii_of(u: np.ndarray) -> np.ndarray:
+        return (a - u * (a - b)) ** -0.5
+
+    mean_area = np.pi * float(np.mean(radii_of(np.linspace(0, 1, 10_001)) ** 2))
+    span = size + 2 * r_max
+    n = int(min(200_000, np.ceil(6 * span * span / mean_area)))
+    radii = radii_of(rng.uniform(0, 1, n)) * 2
+    centres = rng.uniform(-r_max, size + r_max, (n, 2)) * 2
+    which = rng.integers(0, len(layers), n)
+    gains = np.clip(rng.normal(1.0, 0.15, n), 0.6, 1.4)
+    box = rng.uniform(0, 1, n) < p_box
+    angle = rng.uniform(0, np.pi, n)
+    aspect = np.exp(rng.uniform(-0.7, 0.7, n))
+    ids = np.zeros((big, big), np.float32)  # leaf index + 1 of each pixel (0: background); exact below 2^24
+    for k in range(n):
+        cx, cy, r = centres[k, 0], centres[k, 1], radii[k]
+        if box[k]:
+            c, s = np.cos(angle[k]), np.sin(angle[k])
+            hw, hh = r * np.sqrt(aspect[k]), r / np.sqrt(aspect[k])
+            pts = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]]) @ np.array([[c, s], [-s, c]])
+            cv2.fillConvexPoly(ids, np.round((pts + [cx, cy]) * 16).astype(np.int32), float(k + 1), cv2.LINE_8, 4)
+        else:
+            cv2.circle(ids, (int(cx * 16), int(cy * 16)), max(1, int(r * 16)), float(k + 1), -1, cv2.LINE_8, 4)
+    leaf = ids.astype(np.int64) - 1  # -1: no leaf (the background shows the first photo)
+    layer = np.where(leaf >= 0, which[np.maximum(leaf, 0)], 0)
+    gain = np.where(leaf >= 0, gains[np.maximum(leaf, 0)], 1.0).astype(np.float32)
+    stack = np.stack(layers)  # (K, big, big, 3)
+    yy, xx = np.mgrid[0:big, 0:big]
+    img = stack[layer, yy, xx] * gain[..., None]
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return np.clip(img, 0, 1).astype(np.float32)
