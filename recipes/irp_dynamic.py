@@ -18,6 +18,8 @@ on 16 cores and 5 of training; then two fine-tunes on the 2-core CPU, each about
    Bursts are cached as ``.npz`` in ``--cache``; a second run reuses them (rebuilt if the simulator changed).
    ``--dead-leaves N`` adds N procedural dead-leaves images (``clearsight.degrade.dead_leaves``, image ``i`` from
    seed ``i``, written once to ``CACHE/dead_leaves/``; scenes drawn with seed 2) as more training scenes.
+   ``--photo-leaves N`` adds N collages of leaves cut from the training photos (``photo_leaves``, written to
+   ``CACHE/photo_leaves/``; 2 scenes each, seed 3); tried in session 19, it did not help (``docs/irp.md`` section 5).
 2. ``IRPNet`` trained from scratch: each batch holds 2 whole bursts (16 frames, one random 160-px crop per
    burst) and 16 single frames of other scenes, with flips and 90-degree turns; AdamW (lr 2e-3, weight decay
    1e-4), cosine schedule, bf16 autocast; loss = L1 to the label + 0.5 x a pairwise logistic ranking loss
@@ -155,7 +157,7 @@ def main() -> None:
         default=0,
         help="add N photo-leaves collages (clearsight.degrade.dead_leaves.photo_leaves: leaves cut from the training "
         "photos), 2 scenes each: new arrangements of natural texture, so a scene's level cannot be learnt by "
-        "recognising the photo",
+        "recognising the photo (an experiment that did not help; docs/irp.md section 5)",
     )
     ap.add_argument(
         "--keep",
