@@ -214,6 +214,21 @@ def test_affine_projection_removes_what_no_transmission_makes():
         NetworkRestorer(_Blotchy(), affine=2.0)
 
 
+class _Broken(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * float("nan")
+
+
+def test_broken_network_is_a_clear_error_not_a_garbage_image():
+    from clearsight.models.learned import NetworkRestorer
+
+    x = to_u8(hazy_scene(48, 64, seed=1)[0])
+    for affine in (None, 0.1):
+        r = NetworkRestorer(_Broken(), precision="fp32", max_pixels=None, affine=affine)
+        with pytest.raises(cs.ClearsightError, match="NaN"):
+            cs.infer.restore_array(x, r)
+
+
 def test_affine_projection_is_on_for_dehazers_only(tmp_path):
     assert cs.create_model("corun.haze").affine == cs.models.AFFINE_DEFAULTS["corun"]
     assert cs.create_model("corun.haze", affine=None).affine is None

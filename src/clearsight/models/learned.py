@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._errors import ClearsightError
 from ..priors.base import Restorer, RestorerState
 
 __all__ = ["NetworkRestorer", "guided_upsample", "WEIGHTS_DIR"]
@@ -153,6 +154,11 @@ class NetworkRestorer(Restorer):
         else:
             low = np.ascontiguousarray(x)
         out = self._run(torch.from_numpy(low).permute(2, 0, 1)[None], air)[0].permute(1, 2, 0).numpy()
+        if not np.isfinite(out).all():
+            raise ClearsightError(
+                f"{self.name}: the network produced NaN or infinite values; its weights are broken "
+                "(or bf16 overflowed: try --precision fp32)"
+            )
         if self.affine:
             radius = max(1, round(self.affine * min(low.shape[:2])))
             res = guided_upsample(low, np.ascontiguousarray(out), x, radius=radius, eps=_AFFINE_EPS)
