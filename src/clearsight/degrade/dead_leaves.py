@@ -33,6 +33,25 @@ def _palette(rng: np.random.Generator, n: int) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0].astype(np.float32) / 255
 
 
+def _radius_range(
+    rng: np.random.Generator,
+    size: int,
+    r_min: float | None,
+    r_max: float | None,
+    smallest: tuple[float, float],
+    largest: tuple[float, float],
+) -> tuple[float, float]:
+    """The leaf radius range: ``r_min`` drawn log-uniformly in ``smallest`` and ``r_max`` uniformly in ``largest``
+    (fractions of ``size``) where not given; checked."""
+    if size < 8:
+        raise ValueError(f"size must be at least 8, got {size}")
+    r_min = float(np.exp(rng.uniform(*np.log(smallest)))) if r_min is None else float(r_min)
+    r_max = float(rng.uniform(*largest) * size) if r_max is None else float(r_max)
+    if not 0 < r_min < r_max:
+        raise ValueError(f"need 0 < r_min < r_max, got {r_min} and {r_max}")
+    return r_min, r_max
+
+
 def dead_leaves(
     size: int = 512,
     rng: np.random.Generator | None = None,
@@ -61,13 +80,8 @@ def dead_leaves(
     Returns:
         The image; the same ``rng`` state gives the same image.
     """
-    if size < 8:
-        raise ValueError(f"size must be at least 8, got {size}")
     rng = rng if rng is not None else np.random.default_rng()
-    r_min = float(np.exp(rng.uniform(np.log(0.7), np.log(8.0)))) if r_min is None else float(r_min)
-    r_max = float(rng.uniform(0.15, 0.5) * size) if r_max is None else float(r_max)
-    if not 0 < r_min < r_max:
-        raise ValueError(f"need 0 < r_min < r_max, got {r_min} and {r_max}")
+    r_min, r_max = _radius_range(rng, size, r_min, r_max, (0.7, 8.0), (0.15, 0.5))
     grain = float(rng.uniform(0, 0.08)) if grain is None else float(grain)
     alpha = float(rng.uniform(2.6, 3.4)) if alpha is None else float(alpha)
     if alpha <= 1:
@@ -141,17 +155,12 @@ def photo_leaves(
     Returns:
         The image; the same ``rng`` state and textures give the same image.
     """
-    if size < 8:
-        raise ValueError(f"size must be at least 8, got {size}")
     if not textures:
         raise ValueError("photo_leaves needs at least one texture image")
     if sources < 1:
         raise ValueError(f"sources must be at least 1, got {sources}")
     rng = rng if rng is not None else np.random.default_rng()
-    r_min = float(np.exp(rng.uniform(np.log(6.0), np.log(40.0)))) if r_min is None else float(r_min)
-    r_max = float(rng.uniform(0.3, 0.8) * size) if r_max is None else float(r_max)
-    if not 0 < r_min < r_max:
-        raise ValueError(f"need 0 < r_min < r_max, got {r_min} and {r_max}")
+    r_min, r_max = _radius_range(rng, size, r_min, r_max, (6.0, 40.0), (0.3, 0.8))
     big = 2 * size  # drawn at twice the size and area-downscaled: anti-aliased leaf edges
     layers = []
     for i in rng.choice(len(textures), sources, replace=len(textures) < sources):
