@@ -140,8 +140,8 @@ def photo_leaves(
     ``r^-3`` size law of :func:`dead_leaves`; each shows, in place, a crop of one of ``sources`` photos drawn
     from ``textures``, downscaled by a random factor in 1-2.5, with its own brightness. Every collage is a new
     arrangement of natural textures, so a model trained on it cannot learn a scene's level by recognising the
-    photo (the IRP predictor memorised the level of its 80 training photos and misjudged new ones by their
-    texture).
+    photo. (Made to test whether the IRP predictor's over-rating of busy scenes comes from memorising its 80
+    training photos; as extra IRP training scenes it did not help, ``docs/irp.md`` section 5.)
 
     Args:
         size: side in pixels.
