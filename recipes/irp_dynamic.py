@@ -61,32 +61,35 @@ def bursts(
     )
 
 
-def dead_leaves_files(folder: Path, n: int) -> list[Path]:
-    """``n`` dead-leaves images written once to ``folder`` (image ``i`` drawn from seed ``i``)."""
+def generated_files(folder: Path, stem: str, n: int, make) -> list[Path]:
+    """``n`` generated images ``folder/{stem}_{i:04d}.png``, image ``i`` made once by ``make(rng)`` with a generator
+    seeded ``i`` (later runs reuse the files)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = []
     for i in range(n):
-        path = folder / f"dead_leaves_{i:04d}.png"
+        path = folder / f"{stem}_{i:04d}.png"
         if not path.is_file():
-            img = dead_leaves(512, np.random.default_rng(i))
+            img = make(np.random.default_rng(i))
             save_image(path, (img * 255 + 0.5).astype(np.uint8))  # atomic: a killed run leaves no half-written file
         files.append(path)
     return files
 
 
+def dead_leaves_files(folder: Path, n: int) -> list[Path]:
+    """``n`` dead-leaves images written once to ``folder`` (image ``i`` drawn from seed ``i``)."""
+    return generated_files(folder, "dead_leaves", n, lambda rng: dead_leaves(512, rng))
+
+
 def photo_leaves_files(folder: Path, n: int, photos: list[Path]) -> list[Path]:
     """``n`` photo-leaves collages of the training photos written once to ``folder`` (image ``i`` from seed ``i``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files, textures = [], None
-    for i in range(n):
-        path = folder / f"photo_leaves_{i:04d}.png"
-        if not path.is_file():
-            if textures is None:
-                textures = [load_clean(f, 1024) for f in photos]
-            img = photo_leaves(512, textures, np.random.default_rng(i))
-            save_image(path, (img * 255 + 0.5).astype(np.uint8))
-        files.append(path)
-    return files
+    textures: list[np.ndarray] = []  # the photos are loaded only if a collage has to be made
+
+    def make(rng: np.random.Generator) -> np.ndarray:
+        if not textures:
+            textures.extend(load_clean(f, 1024) for f in photos)
+        return photo_leaves(512, textures, rng)
+
+    return generated_files(folder, "photo_leaves", n, make)
 
 
 def concat(parts: list[Bursts]) -> Bursts:
