@@ -73,11 +73,17 @@ class Block(nn.Module):
 
 
 class ProxyUNet(nn.Module):
-    """Reference network of the proxy benchmark: 3 scales, residual blocks, global residual."""
+    """Reference network of the proxy benchmark: 3 scales, residual blocks, global residual.
+
+    With ``context`` (the default since session 20) the bottleneck also receives an image-wide context vector:
+    the mean of its features through a small MLP, added back at every position. Haze density and airlight are
+    properties of the whole image, which the plain network (receptive field about 40 px) can only guess from a
+    patch. The MLP's last layer starts at zero, so training starts from the plain network's function.
+    """
 
     size_divisor = 4
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, context: bool = True) -> None:
         super().__init__()
         w = width
         self.inp = nn.Conv2d(3, w, 3, padding=1)
@@ -91,6 +97,11 @@ class ProxyUNet(nn.Module):
         self.up1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)
         self.d1 = Block(w)
         self.out = nn.Conv2d(w, 3, 3, padding=1)
+        self.context = None
+        if context:
+            self.context = nn.Sequential(nn.Linear(4 * w, 4 * w), nn.GELU(), nn.Linear(4 * w, 4 * w))
+            nn.init.zeros_(self.context[2].weight)
+            nn.init.zeros_(self.context[2].bias)
 
     def forward(self, x):
         h, w = x.shape[-2:]
@@ -98,10 +109,13 @@ class ProxyUNet(nn.Module):
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
         e1 = self.e1(self.inp(xp))
         e2 = self.e2(self.down1(e1))
-        m = self.mid(self.down2(e2))
+        m = self.down2(e2)
+        if self.context is not None:
+            m = m + self.context(m.float().mean((-2, -1)))[..., None, None].to(m.dtype)
+        m = self.mid(m)
         d2 = self.d2(self.up2(m) + e2)
         d1 = self.d1(self.up1(d2) + e1)
-        return (xp + self.out(d1))[..., :h, :w]
+        return (xp + self.out(d1).float())[..., :h, :w]
 
 
 def _one_thread(_: int) -> None:
@@ -122,7 +136,7 @@ def train_variant(name, preset, depth, clean_dirs, args, device) -> tuple[nn.Mod
         worker_init_fn=_one_thread,
         prefetch_factor=4 if workers > 0 else None,
     )
-    net = ProxyUNet(args.width).to(device).to(memory_format=torch.channels_last)
+    net = ProxyUNet(args.width, context=args.net == "context").to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     t0 = time.time()
     it = 0
@@ -271,21 +285,22 @@ def to_markdown(res: dict) -> str:
 
 
 def _seed_summary(runs: list[dict]) -> list[str]:
-    """Mean and spread of each variant over the runs (seeds) made with the same budget on the same kind of device
-    (a fixed number of iterations gives the same schedule on any CPU)."""
-    groups: dict[tuple[str, str], dict[str, list[dict]]] = {}
+    """Mean and spread of each variant over the runs (seeds) made with the same network and budget on the same kind
+    of device (a fixed number of iterations gives the same schedule on any CPU)."""
+    groups: dict[tuple[str, str, str], dict[str, list[dict]]] = {}
     refs = {k: v["sots_psnr"] for run in runs for k, v in run.get("reference", {}).items()}  # same in every run
     seen = set()
     for run in runs:  # newest first: a rerun of the same variant and seed replaces the older one
         kind = "GPU" if "NVIDIA" in run["device"] else "CPU"
+        net = run.get("net", "plain")  # runs before session 20 used the plain network
         for name, v in run["variants"].items():
-            key = (kind, run["budget"], name, run.get("seed", 0))
+            key = (net, kind, run["budget"], name, run.get("seed", 0))
             if key in seen:
                 continue
             seen.add(key)
-            groups.setdefault((kind, run["budget"]), {}).setdefault(name, []).append(v)
+            groups.setdefault((net, kind, run["budget"]), {}).setdefault(name, []).append(v)
     rows = []
-    for (device, budget), variants in groups.items():
+    for (net, device, budget), variants in groups.items():
         for name, vs in variants.items():
             if len(vs) < 2:
                 continue
@@ -297,23 +312,25 @@ def _seed_summary(runs: list[dict]) -> list[str]:
                 + (f" ({sum(r > ref for r in proj)}/{len(proj)} projected)" if proj else "")
                 for k, ref in refs.items()
             )
-            rows.append(f"| {name} | {device}, {budget} | {len(vs)} | {np.mean(raw):.2f} ± {np.std(raw, ddof=1):.2f} | "
+            rows.append(f"| {name} | {net} | {device}, {budget} | {len(vs)} | "
+                        f"{np.mean(raw):.2f} ± {np.std(raw, ddof=1):.2f} | "
                         f"{min(raw):.2f} – {max(raw):.2f} | {cell} | {above or '–'} |")  # fmt: skip
     if not rows:
         return []
     return ["", "## Across seeds", "",
-            "Runs of this file with the same kind of device and budget (different `--seed`): mean ± standard "
-            "deviation.", "",
-            "| variant | device, budget | runs | SOTS PSNR | min – max | SOTS PSNR, projected | runs above "
+            "Runs of this file with the same network, kind of device and budget (different `--seed`): mean ± "
+            "standard deviation.", "",
+            "| variant | network | device, budget | runs | SOTS PSNR | min – max | SOTS PSNR, projected | runs above "
             "the classical references' SOTS PSNR |",
-            "|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
+            "|---|---|---|---|---|---|---|---|", *rows, ""]  # fmt: skip
 
 
 def _run_markdown(res: dict) -> list[str]:
     b = res["budget"]
     lines = [
         f"Command: `{res['command']}`  ",
-        f"Device: {res['device']}; budget per variant: {b}; network: ProxyUNet width {res['width']} "
+        f"Device: {res['device']}; budget per variant: {b}; network: ProxyUNet width {res['width']}"
+        f"{' with global context' if res.get('net') == 'context' else ''} "
         f"({res['params']:,} parameters), crops {res['crop']}, batch {res['batch']}, L1, AdamW, cosine, bf16.",
         "",
         "| variant | iterations | SOTS-indoor PSNR | SSIM | SOTS PSNR / SSIM, projected | real day haze score "
@@ -379,6 +396,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--width", type=int, default=32)
+    ap.add_argument(
+        "--net",
+        choices=("context", "plain"),
+        default="context",
+        help="reference network: with the image-wide context vector (default) or without (runs before session 20)",
+    )
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--workers", type=int, default=-1)
     ap.add_argument("--seed", type=int, default=0, help="network initialisation and synthesis seed (0: the first runs)")
@@ -404,14 +427,16 @@ def main() -> None:
         + args.data
         + (f" --iterations {args.iterations}" if args.iterations else f" --seconds {args.seconds:g}")
         + (f" --variants {args.variants}" if args.variants != ap.get_default("variants") else "")
-        + (f" --seed {args.seed}" if args.seed else ""),
+        + (f" --seed {args.seed}" if args.seed else "")
+        + (f" --net {args.net}" if args.net != "context" else ""),
         "seed": args.seed,
         "device": f"{torch.cuda.get_device_name() if device.type == 'cuda' else cpu_name()} ({os.cpu_count()} cores)",
         "budget": f"{args.iterations} iterations" if args.iterations else f"{args.seconds:g} s wall time",
+        "net": args.net,
         "width": args.width,
         "crop": args.crop,
         "batch": args.batch,
-        "params": sum(p.numel() for p in ProxyUNet(args.width).parameters()),
+        "params": sum(p.numel() for p in ProxyUNet(args.width, context=args.net == "context").parameters()),
         "variants": {},
     }
     if json_path.is_file():  # earlier runs stay in the results, below this one
