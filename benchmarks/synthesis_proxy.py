@@ -1,6 +1,7 @@
 """Synthesis proxy benchmark: which synthesis makes a network generalise best?
 
-The same small reference network (a 3-level residual U-Net, about 0.5 M parameters) is trained with the
+The same small reference network (a 3-level residual U-Net with an image-wide context vector, about 0.9 M
+parameters; ``--net plain`` drops the context, as in the runs before session 20) is trained with the
 same budget on each synthesis variant (depth source x preset), then scored on ``haze/sots_indoor``
 (PSNR/SSIM; indoor scenes, never trained on) and, without reference, on the real hazy sets under
 ``haze/`` (NIQE, BRISQUE, haze score and contrast of the raw network output, beside the input's and the
