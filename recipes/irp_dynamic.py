@@ -1,15 +1,16 @@
 """Train the IRP predictor shipped as ``src/clearsight/models/weights/irp_dynamic.safetensors``.
 
 Usage (the shipped file, three stages: 8000 iterations from scratch on a lent H100, about 4.5 minutes of labelling
-on 16 cores and 5 of training; then two fine-tunes on the 2-core CPU, each about 10 minutes of labelling and 0.35 to
-0.43 s per iteration)::
+on 16 cores and 5 of training; then two fine-tunes on the 2-core CPU: about 10 minutes of labelling and 0.43 s per
+iteration, then 18 minutes of labelling (dead leaves, 40 more photos) and 0.85 s per iteration on whole scenes)::
 
     python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp7 --scenes 7 --iters 8000 --device cuda \
         --out stage1.safetensors
     python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp --scenes 7 --iters 1500 --lr 5e-4 \
         --global-rank 0.5 --val-every 250 --init stage1.safetensors --out stage2.safetensors
     python recipes/irp_dynamic.py --data ../shared/data --cache runs/irp --scenes 7 --iters 1500 --lr 5e-4 \
-        --global-rank 0.5 --val-every 500 --dead-leaves 80 --keep last --init stage2.safetensors
+        --global-rank 0.5 --val-every 500 --dead-leaves 80 --keep last --init stage2.safetensors --crop 192 \
+        --extra-clean ../shared/data/rain/synthetic_pairs/clean ../shared/data/haze/sots_indoor/clean
 
 1. Bursts (``clearsight.irp.data.make_bursts``): 192-px crops of ``clean/SunHays80`` and ``clean/Urban100_x2HR``
    (``--scenes`` per image, seed 0) for training and of ``clean/Set14`` (2 per image, seed 1) for model selection,
@@ -20,19 +21,22 @@ on 16 cores and 5 of training; then two fine-tunes on the 2-core CPU, each about
    seed ``i``, written once to ``CACHE/dead_leaves/``; scenes drawn with seed 2) as more training scenes.
    ``--photo-leaves N`` adds N collages of leaves cut from the training photos (``photo_leaves``, written to
    ``CACHE/photo_leaves/``; 2 scenes each, seed 3); tried in session 19, it did not help (``docs/irp.md`` section 5).
-2. ``IRPNet`` trained from scratch: each batch holds 2 whole bursts (16 frames, one random 160-px crop per
-   burst) and 16 single frames of other scenes, with flips and 90-degree turns; AdamW (lr 2e-3, weight decay
-   1e-4), cosine schedule, bf16 autocast; loss = L1 to the label + 0.5 x a pairwise logistic ranking loss
-   between the frames of the same burst (so it learns to order degradations, not scenes, while batch-norm
-   statistics and the absolute level still see many scenes); ``--global-rank W`` adds W x the same ranking loss
-   over every pair of the batch, across scenes too (the overall SRCC is mostly a ranking of scenes). The
-   weights with the best mean of the validation SRCC and within-burst SRCC are kept (with ``--init``, the
-   starting weights compete too), or with ``--keep last`` those of the last iteration.
+   ``--extra-clean PATH...`` adds more clean photos (``--scenes`` each, seed 4); copies of Kodak24, CBSD68 or Set14
+   images among them (some public sets reuse BSD photos) are found by ``near_duplicates`` and skipped.
+2. ``IRPNet`` trained from scratch: each batch holds 2 whole bursts (16 frames, one random ``--crop``-px crop per
+   burst; 160 by default, 192 = the whole scene, whose label it is) and 16 single frames of other scenes, with flips
+   and 90-degree turns; AdamW (lr 2e-3, weight decay 1e-4), cosine schedule, bf16 autocast; loss = L1 to the label +
+   0.5 x a pairwise logistic ranking loss between the frames of the same burst (so it learns to order degradations,
+   not scenes, while batch-norm statistics and the absolute level still see many scenes); ``--global-rank W`` adds W
+   x the same ranking loss over every pair of the batch, across scenes too (the overall SRCC is mostly a ranking of
+   scenes). The weights with the best mean of the validation SRCC and within-burst SRCC are kept (with ``--init``,
+   the starting weights compete too), or with ``--keep last`` those of the last iteration.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -42,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clearsight.degrade.dataset import image_files
+from clearsight.degrade.dataset import image_files, near_duplicates
 from clearsight.degrade.dead_leaves import dead_leaves, photo_leaves
 from clearsight.io import save_image
 from clearsight.irp.data import Bursts, cached_bursts, load_clean, make_bursts
@@ -163,6 +167,14 @@ def main() -> None:
         "recognising the photo (an experiment that did not help; docs/irp.md section 5)",
     )
     ap.add_argument(
+        "--extra-clean",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="more clean photos (files or folders) as training scenes, --scenes each; copies of the held-out "
+        "(Kodak24, CBSD68) and validation (Set14) images are found and skipped",
+    )
+    ap.add_argument(
         "--keep",
         choices=("best", "last"),
         default="best",
@@ -189,6 +201,17 @@ def main() -> None:
     if args.photo_leaves:
         leaves = photo_leaves_files(cache / "photo_leaves", args.photo_leaves, train_files)
         parts.append(bursts(cache, f"photo_leaves{args.photo_leaves}", leaves, 2, 3, args.workers))
+    if args.extra_clean:
+        extra = image_files(args.extra_clean)
+        held = image_files([data / "clean/Kodak24", data / "clean/CBSD68", data / "clean/Set14"])
+        copies = near_duplicates(extra, held)
+        for c, r in copies.items():
+            print(f"--extra-clean: skipping {c}, a copy of {r}")
+        extra = [f for f in extra if f not in copies]
+        if not extra:
+            raise SystemExit("error: --extra-clean: no images left")
+        key = hashlib.sha1("\n".join(str(f.resolve()) for f in extra).encode()).hexdigest()[:8]
+        parts.append(bursts(cache, f"extra{len(extra)}_{key}_s{args.scenes}", extra, args.scenes, 4, args.workers))
     train = concat(parts)
     val = bursts(cache, "val", image_files([data / "clean/Set14"]), 2, 1, args.workers)
     lo, hi = train.irp.min(), train.irp.max()
@@ -208,6 +231,8 @@ def main() -> None:
     frames = torch.from_numpy(train.frames)  # (S, N, H, W, 3) uint8
     labels = torch.from_numpy(train.irp).float()  # (S, N)
     n_frames, size = frames.shape[1], frames.shape[2]
+    if not 32 <= args.crop <= size:
+        raise SystemExit(f"error: --crop {args.crop}: must be between 32 and the scene size ({size} px)")
     # half of each batch is whole bursts (the ranking loss compares frames of one scene), half single frames of
     # other scenes (so batch-norm statistics and the absolute level see many scenes)
     per = min(args.bursts, args.batch // n_frames)
@@ -281,10 +306,12 @@ def main() -> None:
         name="irp.dynamic",
         description="IRP predictor: restoration potential (best pool SSIM) of a frame, trained on simulated bursts",
         recipe=f"recipes/irp_dynamic.py --iters {args.iters} --bursts {args.bursts} --scenes {args.scenes} "
+        f"--crop {args.crop} --seed {args.seed} "
         f"--lr {args.lr} --global-rank {args.global_rank} "
         f"--longest {' '.join(map(str, args.longest))}"
         + (f" --dead-leaves {args.dead_leaves}" if args.dead_leaves else "")
         + (f" --photo-leaves {args.photo_leaves}" if args.photo_leaves else "")
+        + (f" --extra-clean {' '.join(args.extra_clean)}" if args.extra_clean else "")
         + (f" --init {args.init}" if args.init else "")
         + (" --keep last" if args.keep == "last" else ""),
         iterations=args.iters,

@@ -228,3 +228,26 @@ def test_photo_leaves_cut_every_leaf_from_the_given_photos():
     assert (np.diff(g[..., 0], axis=1) > 0).mean() > 0.6
     with pytest.raises(ValueError, match="texture"):
         photo_leaves(64, [], np.random.default_rng(0))
+
+
+def test_near_duplicates_finds_resized_flipped_turned_compressed_copies_only(tmp_path):
+    import cv2
+
+    from clearsight.degrade.dataset import near_duplicates
+    from clearsight.degrade.dead_leaves import dead_leaves
+    from clearsight.io import save_image
+
+    def u8(img):
+        return (img * 255 + 0.5).astype(np.uint8)
+
+    wide = u8(dead_leaves(144, np.random.default_rng(0))[:96])  # 96 x 144
+    save_image(tmp_path / "ref_wide.png", wide)
+    save_image(tmp_path / "ref_other.png", u8(dead_leaves(128, np.random.default_rng(1))))
+    small = cv2.resize(wide[:, ::-1], (100, 67), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "copy.jpg"), small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
+    save_image(tmp_path / "turned.png", np.ascontiguousarray(np.rot90(wide)))  # portrait
+    save_image(tmp_path / "new.png", u8(dead_leaves(144, np.random.default_rng(2))[:96]))
+    refs = [tmp_path / "ref_wide.png", tmp_path / "ref_other.png"]
+    found = near_duplicates([tmp_path / n for n in ("copy.jpg", "turned.png", "new.png")], refs)
+    assert found == {tmp_path / "copy.jpg": refs[0], tmp_path / "turned.png": refs[0]}
+    assert near_duplicates([tmp_path / "new.png"], []) == {}

@@ -27,7 +27,7 @@ from .depth import estimate_depth_np
 from .pipeline import Degrader
 from .scenes import SCENE_KINDS, render_scene
 
-__all__ = ["SynthesisDataset", "image_files"]
+__all__ = ["SynthesisDataset", "image_files", "near_duplicates"]
 
 _EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -45,6 +45,43 @@ def image_files(sources: Sequence[str | os.PathLike] | str | os.PathLike) -> lis
             out.append(p)
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
+    return out
+
+
+def _thumbnail(path: Path) -> np.ndarray:
+    """A 32 x 48 grey thumbnail, landscape, normalised to zero mean and unit spread."""
+    img = load_image(path).rgb.astype(np.float32).mean(-1)
+    if img.shape[0] > img.shape[1]:
+        img = img.T
+    t = cv2.resize(img.astype(np.float32), (48, 32), interpolation=cv2.INTER_AREA)
+    return (t - t.mean()) / (t.std() + 1e-6)
+
+
+def near_duplicates(
+    candidates: Sequence[str | os.PathLike],
+    references: Sequence[str | os.PathLike],
+    threshold: float = 0.2,
+) -> dict[Path, Path]:
+    """Candidates that show the same picture as a reference, up to scale, flips, a turn and compression.
+
+    Public image sets reuse each other's photos (some rain pairs are drawn on CBSD68 images); training on a copy
+    of a benchmark image would leak it. Images are compared as normalised 32 x 48 grey thumbnails under the
+    flips that map a landscape frame to itself; the mean absolute difference of copies is below 0.05, that of
+    different photos above 0.4 on the sets in ``../shared/data``.
+
+    Returns:
+        ``{candidate: the closest reference}`` for every candidate whose distance is below ``threshold``.
+    """
+    refs = [(Path(r), _thumbnail(Path(r))) for r in references]
+    out: dict[Path, Path] = {}
+    for c in map(Path, candidates):
+        a = _thumbnail(c)
+        views = (a, a[::-1], a[:, ::-1], a[::-1, ::-1])
+        dist, ref = min(
+            ((min(float(np.abs(v - t).mean()) for v in views), r) for r, t in refs), default=(np.inf, None)
+        )
+        if ref is not None and dist < threshold:
+            out[c] = ref
     return out
 
 
