@@ -77,9 +77,7 @@ def near_duplicates(
     for c in map(Path, candidates):
         a = _thumbnail(c)
         views = (a, a[::-1], a[:, ::-1], a[::-1, ::-1])
-        dist, ref = min(
-            ((min(float(np.abs(v - t).mean()) for v in views), r) for r, t in refs), default=(np.inf, None)
-        )
+        dist, ref = min(((min(float(np.abs(v - t).mean()) for v in views), r) for r, t in refs), default=(np.inf, None))
         if ref is not None and dist < threshold:
             out[c] = ref
     return out
