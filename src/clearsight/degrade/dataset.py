@@ -53,7 +53,7 @@ def _thumbnail(path: Path) -> np.ndarray:
     img = load_image(path).rgb.astype(np.float32).mean(-1)
     if img.shape[0] > img.shape[1]:
         img = img.T
-    t = cv2.resize(img.astype(np.float32), (48, 32), interpolation=cv2.INTER_AREA)
+    t = cv2.resize(np.ascontiguousarray(img), (48, 32), interpolation=cv2.INTER_AREA)
     return (t - t.mean()) / (t.std() + 1e-6)
 
 
