@@ -260,6 +260,11 @@ def test_select_from_a_generated_video(tmp_path, tiny_weights):
     assert len(sel) == 12
     bad = run_cli("select", str(tmp_path / "nope.mp4"), "-o", str(out), "--weights", str(tiny_weights), "-q")
     assert bad.returncode == 1 and "error:" in bad.stderr
+    # with the progress bar on (its total is unknown for a video: it once crashed on 'if bar:')
+    r = run_cli("select", str(path), "--top", "3", "-o", str(tmp_path / "bar"), "--weights", str(tiny_weights))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "IRP select" in r.stderr  # the bar was drawn
+    assert len(list((tmp_path / "bar" / "clip").glob("*.png"))) == 3
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src/clearsight/models/weights/irp_dynamic.safetensors"

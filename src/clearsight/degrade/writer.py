@@ -107,7 +107,7 @@ def synthesize(
                 name = f"{f.stem}_{k}"
                 if (out / "params" / f"{name}.json").exists():
                     summary.skipped += 1
-                    if bar:
+                    if bar is not None:
                         bar.update(1)
                     continue
                 item_seed = seed * 1_000_003 + i * 1_009 + k
@@ -155,11 +155,11 @@ def synthesize(
                 except Exception as e:  # noqa: BLE001 - one bad clean image must not stop the run
                     summary.failed += 1
                     msg = f"error: {f}: {' '.join(str(e).split())}"
-                    (bar.write(msg) if bar else print(msg))
-                if bar:
+                    (bar.write(msg) if bar is not None else print(msg))
+                if bar is not None:
                     bar.update(1)
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     return summary
 
@@ -227,10 +227,10 @@ def synthesize_dynamic(
                     except Exception as e:  # noqa: BLE001 - one bad clean image must not stop the run
                         summary.failed += 1
                         msg = f"error: {f}: {' '.join(str(e).split())}"
-                        (bar.write(msg) if bar else print(msg))
-                if bar:
+                        (bar.write(msg) if bar is not None else print(msg))
+                if bar is not None:
                     bar.update(1)
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     return summary

@@ -163,7 +163,7 @@ def select_frames(
             scores = []
             for name, rgb in _video_frames(src, every):
                 scores.append((name, predictor.score_array(rgb), None))
-                if bar:
+                if bar is not None:
                     bar.update(1)
             bursts[src.stem] = scores
         else:
@@ -174,13 +174,13 @@ def select_frames(
                         scores.append((f.stem, predictor.score_file(f), f))
                     except ClearsightError as e:  # one bad frame must not stop the selection
                         msg = str(e) if str(f) in str(e) else f"{f}: {e}"
-                        (bar.write(f"skipped {msg}") if bar else print(f"skipped {msg}", file=sys.stderr))
-                    if bar:
+                        (bar.write(f"skipped {msg}") if bar is not None else print(f"skipped {msg}", file=sys.stderr))
+                    if bar is not None:
                         bar.update(1)
                 if scores:
                     bursts[burst] = scores
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     out.mkdir(parents=True, exist_ok=True)
     picks: dict[str, list[int]] = {}

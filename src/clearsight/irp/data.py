@@ -152,14 +152,14 @@ def make_bursts(
         with ProcessPoolExecutor(workers) as ex:
             for r in ex.map(_one, jobs, chunksize=2):
                 results.append(r)
-                if bar:
+                if bar is not None:
                     bar.update(1)
     else:
         for job in jobs:
             results.append(_one(job))
-            if bar:
+            if bar is not None:
                 bar.update(1)
-    if bar:
+    if bar is not None:
         bar.close()
     stack = {k: np.stack([r[k] for r in results]) for k in ("frames", "clean", "irp", "best_psnr", "ssim", "psnr")}
     ex_ms = np.array([[s.exposure_ms for s in settings]] * len(results))
