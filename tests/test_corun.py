@@ -17,6 +17,7 @@ TINY = {
     "corun": {"preset": "tiny"},
     "rsr": {"preset": "tiny"},
     "udair": {"preset": "tiny"},
+    "ffdnet": {"preset": "tiny"},
     "degclass": {"widths": (4, 8)},
     "irp": {"widths": (8, 12, 16), "dim": 16},
 }
@@ -25,6 +26,7 @@ OUT_SHAPE = {
     "corun": lambda x: tuple(x.shape),
     "rsr": lambda x: tuple(x.shape),
     "udair": lambda x: tuple(x.shape),
+    "ffdnet": lambda x: tuple(x.shape),
     "degclass": lambda x: (x.shape[0], 9),
     "irp": lambda x: (x.shape[0],),
 }

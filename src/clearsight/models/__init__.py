@@ -146,6 +146,16 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
 
 
+@ARCHS.register("ffdnet")
+def _ffdnet(preset: str | None = None, **args):
+    from .ffdnet import FFDNet, FFDNetConfig
+
+    presets = {"paper": FFDNetConfig.paper, "cpu": FFDNetConfig.cpu, "tiny": FFDNetConfig.tiny}
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown FFDNet preset {preset!r} (choose {', '.join(presets)})")
+    return FFDNet(presets[preset]() if preset else None, **args)
+
+
 @ARCHS.register("degclass")
 def _degclass(**args):
     from .degclass import DegradationClassifier
