@@ -119,7 +119,12 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """A whole training run. ``out`` holds checkpoints, logs and the exported weights."""
+    """A whole training run. ``out`` holds checkpoints, logs and the exported weights.
+
+    ``max_memory``: the training process's memory budget, ``auto`` (80% of the memory available at the start),
+    ``off``, or a size such as ``8G``; a batch that would not fit runs as micro-batches with the same gradient
+    (:mod:`clearsight.train.memory`).
+    """
 
     name: str = "run"
     out: str = "runs/run"
@@ -133,6 +138,7 @@ class TrainConfig:
     ckpt_every: int = 200
     val_metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
     tensorboard: bool = False
+    max_memory: str = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)

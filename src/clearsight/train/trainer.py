@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,6 +36,7 @@ from ..models.learned import _bf16_ok
 from .config import TrainConfig, config_to_dict
 from .data import IterationBatches, build_train_dataset, build_val_items
 from .losses import RestorationLoss
+from .memory import MemoryPlan, accumulate, peak_memory, resolve_budget
 
 __all__ = ["Trainer", "train"]
 
@@ -74,14 +76,24 @@ class Trainer:
         stop_after: stop (as if killed) once this many iterations are done in total; for tests and for
             splitting a long run across sessions. The checkpoint written at that point resumes it.
         time_limit: stop cleanly, with a checkpoint, after this many seconds (rank 0's clock decides).
+        max_memory: memory budget of the training process (``auto``, ``off`` or a size such as ``8G``; default
+            ``cfg.max_memory``). A batch that would not fit runs as micro-batches with the same gradient
+            (:mod:`clearsight.train.memory`); the choice is printed and written to ``out/memory.json``.
     """
 
     def __init__(
-        self, cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, time_limit: float | None = None
+        self,
+        cfg: TrainConfig,
+        progress: bool = True,
+        stop_after: int | None = None,
+        time_limit: float | None = None,
+        max_memory: str | None = None,
     ) -> None:
         from ..models import build_arch
 
         self.cfg, self.progress, self.stop_after, self.time_limit = cfg, progress, stop_after, time_limit
+        self.max_memory = max_memory if max_memory is not None else cfg.max_memory
+        self.plan: MemoryPlan | None = None
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -296,6 +308,58 @@ class Trainer:
         for eb, mb in zip(self.ema.buffers(), self.model.buffers()):
             eb.copy_(mb)
 
+    # -------------------------------------------------------------------------------------- memory
+    def plan_memory(self, dataset) -> MemoryPlan:
+        """Measure one micro-batch and choose how the batch runs within the budget (see :mod:`.memory`)."""
+        from . import memory
+
+        cfg = self.cfg
+        budget = resolve_budget(self.max_memory)
+        if budget is not None and str(self.max_memory).lower() == "auto" and self.world > 1:
+            budget //= int(os.environ.get("LOCAL_WORLD_SIZE", self.world))  # the processes share the machine
+        states = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+        try:
+            items = [dataset[i] for i in range(min(2, cfg.data.batch))]
+        finally:
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            random.setstate(states[2])
+        probe_batch = {k: torch.stack([it[k] for it in items]).to(self.device) for k in items[0]}
+        amp = self._amp
+
+        def inputs(b: dict[str, torch.Tensor]) -> torch.Tensor:
+            x = b["degraded"]
+            return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+
+        def step(model: nn.Module, b: dict[str, torch.Tensor]) -> None:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = _TrainForward(model)(inputs(b))
+            self.loss(pred, b)[0].backward()
+
+        def loss_pass(n: int) -> None:
+            one = {k: v[:1] for k, v in probe_batch.items()}
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = _TrainForward(self.model)(inputs(one))
+            rep = lambda v: v.repeat(n, *([1] * (v.dim() - 1))) if v.dim() else v  # noqa: E731
+            if isinstance(pred, torch.Tensor):
+                pred = rep(pred).requires_grad_(True)
+            else:
+                pred = {k: rep(v).requires_grad_(v.is_floating_point()) if isinstance(v, torch.Tensor) else v
+                        for k, v in pred.items()}  # fmt: skip
+            self.loss(pred, {k: rep(v) for k, v in one.items()})[0].backward()
+
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        plan = memory.plan(self.model, probe_batch, cfg.data.batch, budget, step, loss_pass, extra_bytes=3 * params)
+        previous = self.out / "memory.json"
+        if self.start and previous.is_file():  # a resumed run keeps its micro-batches (exact resume) if they fit
+            old = json.loads(previous.read_text())
+            fits = plan.budget is None or old.get("predicted_peak", 0) <= plan.budget
+            if old.get("batch") == cfg.data.batch and fits and old.get("micro"):
+                plan.micro = list(old["micro"])
+                plan.predicted_peak = max(plan.predicted_peak, old.get("predicted_peak", 0))
+        self.model.zero_grad(set_to_none=True)
+        return plan
+
     # -------------------------------------------------------------------------------------- main loop
     def fit(self) -> dict[str, Any]:
         """Train from the current iteration to ``optim.iterations``; returns a summary (last losses, paths)."""
@@ -305,6 +369,12 @@ class Trainer:
         total = cfg.optim.iterations
         end = min(total, self.stop_after) if self.stop_after is not None else total
         dataset = build_train_dataset(cfg.data, cfg.seed)
+        self.plan = self.plan_memory(dataset)
+        if self.rank == 0:
+            from .memory import record
+
+            print(self.plan.describe(), file=sys.stderr, flush=True)
+            record(self.plan, self.out / "memory.json")
         val_items = build_val_items(cfg.data, cfg.seed) if self.rank == 0 else []
         workers = cfg.data.workers
         if workers < 0:
@@ -337,13 +407,15 @@ class Trainer:
             x = batch["degraded"]
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                pred = self.forward(x)
-            loss, terms = self.loss(pred, batch, self.sample_weights(pred, it))
-            if not torch.isfinite(loss):
-                raise ClearsightError(f"the loss became {float(loss)} at iteration {it + 1}; lower optim.lr")
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(self.plan.micro) > 1:
+                loss, terms = self._micro_step(x, batch, it)
+            else:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                    pred = self.forward(x)
+                loss, terms = self.loss(pred, batch, self.sample_weights(pred, it))
+                self._check_finite(loss, it)
+                loss.backward()
             if cfg.optim.clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.clip)
             self.opt.step()
@@ -382,12 +454,35 @@ class Trainer:
         if tb is not None:
             tb.close()
         finished = reached >= total
-        summary = {"iterations": reached, "finished": finished, "last": last}
+        summary = {"iterations": reached, "finished": finished, "last": last, "peak_memory": peak_memory()}
+        if self.rank == 0 and self.plan is not None:
+            from .memory import record
+
+            record(self.plan, self.out / "memory.json", peak_rss=summary["peak_memory"])
         if finished:
             summary.update(self._finish())
         if self.world > 1:
             dist.barrier()
         return summary
+
+    @staticmethod
+    def _check_finite(loss: torch.Tensor, it: int) -> None:
+        if not torch.isfinite(loss):
+            raise ClearsightError(f"the loss became {float(loss)} at iteration {it + 1}; lower optim.lr")
+
+    def _micro_step(self, x: torch.Tensor, batch: dict[str, torch.Tensor], it: int):
+        """The gradient of one batch, accumulated over the plan's micro-batches (the same as unsplit)."""
+
+        def loss_fn(pred):
+            loss, terms = self.loss(pred, batch, self.sample_weights(pred, it))
+            self._check_finite(loss, it)
+            return loss, terms
+
+        def autocast():
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._amp)
+
+        no_sync = getattr(self.forward, "no_sync", None)
+        return accumulate(self.forward, x, self.plan.micro, loss_fn, self.model, autocast, no_sync)
 
     def _check_prototype_tasks(self) -> None:
         """A model with a per-task prototype bank (UDAIR) needs the data presets to be its task list, in order."""
@@ -441,11 +536,16 @@ class Trainer:
 
 
 def train(
-    cfg: TrainConfig, progress: bool = True, stop_after: int | None = None, time_limit: float | None = None
+    cfg: TrainConfig,
+    progress: bool = True,
+    stop_after: int | None = None,
+    time_limit: float | None = None,
+    max_memory: str | None = None,
 ) -> dict[str, Any]:
     """Build a :class:`Trainer` and run it; tears the process group down afterwards under torchrun."""
     try:
-        return Trainer(cfg, progress=progress, stop_after=stop_after, time_limit=time_limit).fit()
+        trainer = Trainer(cfg, progress=progress, stop_after=stop_after, time_limit=time_limit, max_memory=max_memory)
+        return trainer.fit()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
