@@ -13,7 +13,7 @@ the same through a Bayer mosaic and bilinear demosaicking (spatially correlated,
 none (5%: a clean photo must come out unchanged); 30% of the camera-like crops are then JPEG-compressed.
 
 Resumable: running the same command again continues from ``OUT/checkpoint.pt``. On 2 cores with bf16 (AMX)
-one iteration of 32 crops of 96 px takes about 1 s with one thread.
+one iteration of 32 crops of 96 px takes about 0.4 s with one thread.
 """
 
 from __future__ import annotations
@@ -231,7 +231,8 @@ def main() -> None:
             loss = loss_img + 2.0 * loss_est
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(net.body.parameters(), 1.0)  # apart: the estimator's gradient is larger
+        torch.nn.utils.clip_grad_norm_(net.estimator.parameters(), 1.0)
         opt.step()
         decay = min(0.999, (1 + it) / (10 + it))
         with torch.no_grad():
