@@ -34,13 +34,13 @@ import numpy as np
 import torch
 
 import clearsight as cs
+from clearsight.adapt.runner import AdaptConfig, adapt
 from clearsight.bench import cpu_name
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
 from clearsight.metrics import psnr, ssim
 from clearsight.models import AFFINE_DEFAULTS
 from clearsight.models.learned import _bf16_ok
-from clearsight.train.adapt import AdaptConfig, adapt
 
 VARIANTS = {
     "colabator": {"model": "corun.haze", "method": "colabator"},

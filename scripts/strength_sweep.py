@@ -22,11 +22,11 @@ from tqdm.auto import tqdm
 
 import clearsight as cs
 from clearsight.adapt.colabator import BRISQUE_PER_NIQE
+from clearsight.adapt.runner import HAZE_FLOOR
 from clearsight.degrade.dataset import image_files
 from clearsight.infer import restore_array
 from clearsight.io import load_image
 from clearsight.models import weights_file
-from clearsight.train.adapt import HAZE_FLOOR
 
 
 def main() -> None:

@@ -188,7 +188,7 @@ def test_degradation_classifier_scores_haze():
 
 
 def test_adapt_runs_in_float32_where_the_cpu_has_no_bf16(tmp_path, monkeypatch):
-    import clearsight.train.adapt as adapt_mod
+    import clearsight.adapt.runner as adapt_mod
 
     target = _target(tmp_path / "cam", 6)
     cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "a.safetensors"), iters=1, size=48,
@@ -200,7 +200,7 @@ def test_adapt_runs_in_float32_where_the_cpu_has_no_bf16(tmp_path, monkeypatch):
 
 
 def test_projected_pseudo_labels_are_locally_affine_in_the_input():
-    from clearsight.train.adapt import _project
+    from clearsight.adapt.runner import _project
 
     real = torch.from_numpy(hazy_scene(64, 64, seed=3)[0]).permute(2, 0, 1)[None]
     affine = 0.1 + 0.8 * real  # what a dehazer with a constant transmission gives (here within [0, 1])
@@ -215,7 +215,7 @@ def test_projected_pseudo_labels_are_locally_affine_in_the_input():
 def test_inference_scale_keeps_aspect_caps_pixels_and_fits_a_crop():
     import numpy as np
 
-    from clearsight.train.adapt import INFER_PIXELS, _inference_scale
+    from clearsight.adapt.runner import INFER_PIXELS, _inference_scale
 
     big = _inference_scale(np.zeros((1200, 1800, 3), np.float32), 128)
     assert big.shape[0] * big.shape[1] <= INFER_PIXELS * 1.01 and abs(big.shape[1] / big.shape[0] - 1.5) < 0.01
@@ -226,7 +226,7 @@ def test_inference_scale_keeps_aspect_caps_pixels_and_fits_a_crop():
 
 
 def test_crop_views_label_whole_images_and_train_on_crops(tmp_path):
-    import clearsight.train.adapt as adapt_mod
+    import clearsight.adapt.runner as adapt_mod
 
     target = _target(tmp_path / "cam", 6)
     cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "c.safetensors"), iters=2, size=32,
@@ -266,7 +266,7 @@ def test_naturalness_quality_prefers_clean_to_noisy_photos_at_any_size():
 
 
 def test_strength_selection_picks_the_best_allowed_candidate(tmp_path):
-    import clearsight.train.adapt as adapt_mod
+    import clearsight.adapt.runner as adapt_mod
 
     x = hazy_scene(64, 64, seed=1)[0]
     x = torch.from_numpy(x).permute(2, 0, 1)
@@ -322,7 +322,7 @@ def test_strength_selection_picks_the_best_allowed_candidate(tmp_path):
 
 
 def test_keep_best_writes_the_teacher_the_selection_prefers(tmp_path, monkeypatch):
-    import clearsight.train.adapt as adapt_mod
+    import clearsight.adapt.runner as adapt_mod
     from clearsight.infer import restore_array
     from clearsight.io import to_tensor
     from clearsight.models import load_restorer, weights_file

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -373,3 +375,29 @@ def test_bench_end_to_end(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run_cli("bench", "--methods", "dcp", "--unpaired", str(tmp_path / "empty"), "-o", str(tmp_path / "e"))
     assert r.returncode == 1 and "folder holds no images" in r.stderr and not (tmp_path / "e.json").exists()
+
+
+def _options() -> dict[str, list[str]]:
+    from clearsight.cli.main import build_parser
+
+    p = build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    out = {"": sorted(s for a in p._actions for s in a.option_strings)}
+    for name, sp in sub.choices.items():
+        out[name] = sorted(
+            [s for a in sp._actions for s in a.option_strings]
+            + [a.dest.upper() for a in sp._actions if not a.option_strings]
+        )
+    return out
+
+
+def test_every_command_keeps_its_options():
+    """The commands and their options as recorded in cli_options.json: a refactoring must not lose one (add new
+    ones to the file on purpose)."""
+    expected = json.loads((Path(__file__).with_name("cli_options.json")).read_text())
+    got = _options()
+    assert list(got) == list(expected), "commands added, removed or reordered"
+    for cmd, opts in expected.items():
+        assert got[cmd] == opts, (
+            f"clearsight {cmd}: options changed: -{set(opts) - set(got[cmd])} +{set(got[cmd]) - set(opts)}"
+        )

@@ -210,3 +210,91 @@ def test_every_shipped_weight_file_has_a_card_and_an_existing_recipe():
             recipe = (h.metadata() or {}).get("recipe", "")
         assert recipe, f"{f.name} names no recipe"
         assert (root / recipe.split()[0]).is_file(), f"{f.name}: recipe {recipe.split()[0]} is missing"
+
+
+# ------------------------------------------------------------------------------------------ memory budget
+def test_sizes_and_splits():
+    from clearsight.train.memory import parse_size, split_sizes
+
+    assert parse_size("8G") == 8 * 2**30 and parse_size("512M") == 512 * 2**20 and parse_size("1.5GB") == 1.5 * 2**30
+    assert parse_size("2GiB") == 2 * 2**30 and parse_size(1000) == 1000
+    with pytest.raises(Exception, match="8G"):
+        parse_size("lots")
+    assert split_sizes(16, 16) == [16] and split_sizes(16, 5) == [4, 4, 4, 4] and split_sizes(7, 3) == [3, 2, 2]
+    assert split_sizes(5, 1) == [1] * 5
+
+
+def test_micro_batches_give_the_gradient_of_the_whole_batch():
+    """Accumulated over micro-batches, even a loss that mixes samples (the contrast ratio) gives the same gradient."""
+    from clearsight.models import build_arch
+    from clearsight.train.memory import accumulate
+
+    torch.manual_seed(0)
+    net = build_arch("corun", preset="tiny")
+    loss_mod = RestorationLoss(1.0, 0.01, 0.2, "random")
+    x, y = torch.rand(5, 3, 32, 32), torch.rand(5, 3, 32, 32)
+    batch = {"degraded": x, "clean": y}
+    fwd = net.forward_train if hasattr(net, "forward_train") else net
+    loss, _ = loss_mod(fwd(x), batch)
+    loss.backward()
+    whole = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    import contextlib
+
+    loss2, _ = accumulate(fwd, x, [2, 2, 1], lambda pred: loss_mod(pred, batch), net, contextlib.nullcontext)
+    assert abs(float(loss2) - float(loss.detach())) < 1e-6
+    for a, b in zip(whole, [p.grad for p in net.parameters()]):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    # a split that ignored the mixing (mean of the micro-batches' own losses) would differ: the test can fail
+    net.zero_grad(set_to_none=True)
+    naive = sum(loss_mod(fwd(x[s : s + n]), {"degraded": x[s : s + n], "clean": y[s : s + n]})[0] * n / 5
+                for s, n in ((0, 2), (2, 2), (4, 1)))  # fmt: skip
+    naive.backward()
+    assert any(not torch.allclose(a, p.grad, atol=1e-6, rtol=1e-4) for a, p in zip(whole, net.parameters()))
+
+
+def _memory_run(root: Path, out: Path, budget: str, *extra: str):
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "corun_haze.yaml"
+    args = ["train", str(recipe), f"data.root={root}", "data.sources=[clean]", "data.val_sources=[]",
+            "data.workers=0", "data.batch=4", "data.crop=96", "model.args={preset: tiny}", "amp=none",
+            f"out={out}", "optim.iterations=3", "ckpt_every=1", "log_every=1", "--no-progress",
+            "--max-memory", budget, *extra]  # fmt: skip
+    return run_cli(*args)
+
+
+@pytest.mark.slow
+def test_recipe_under_a_small_memory_budget_splits_the_batch_with_the_same_result(data_root, tmp_path):
+    from safetensors.torch import load_file
+
+    root = tmp_path / "data"
+    (root / "clean").mkdir(parents=True)
+    for i in range(4):
+        save_image(root / "clean" / f"{i}.png", to_u8(scene(128, 128, seed=i)))
+    whole = _memory_run(root, tmp_path / "whole", "64G")
+    assert whole.returncode == 0, whole.stderr
+    plan = json.loads((tmp_path / "whole" / "memory.json").read_text())
+    assert plan["micro"] == [4] and plan["measured"] and plan["per_sample"] > 10 * 2**20
+    assert plan["peak_rss"] > plan["baseline"] and "peak resident memory" in whole.stdout
+    params = 3 * sum(v.numel() * 4 for v in load_file(tmp_path / "whole" / "ema.safetensors").values())
+    budget = int(plan["baseline"] + params + 1.2 * (plan["fixed"] + 2.5 * plan["per_sample"]))
+    split = _memory_run(root, tmp_path / "split", str(budget))
+    assert split.returncode == 0, split.stderr
+    plan_s = json.loads((tmp_path / "split" / "memory.json").read_text())
+    assert len(plan_s["micro"]) > 1 and sum(plan_s["micro"]) == 4 and plan_s["exact"], plan_s
+    assert "micro-batches" in split.stderr
+    assert np.allclose(_losses(tmp_path / "whole"), _losses(tmp_path / "split"), atol=1e-5)
+    a, b = load_file(tmp_path / "whole" / "ema.safetensors"), load_file(tmp_path / "split" / "ema.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    # stopped after 2 iterations and resumed: identical to the uninterrupted split run
+    first = _memory_run(root, tmp_path / "resumed", str(budget), "--stop-after", "2")
+    assert first.returncode == 0 and not (tmp_path / "resumed" / "ema.safetensors").exists(), first.stderr
+    again = _memory_run(root, tmp_path / "resumed", str(budget))
+    assert again.returncode == 0, again.stderr
+    c = load_file(tmp_path / "resumed" / "ema.safetensors")
+    assert all(torch.equal(b[k], c[k]) for k in b)
+
+
+def test_a_budget_too_small_for_one_sample_is_a_one_line_error(data_root, tmp_path):
+    r = _memory_run(data_root, tmp_path / "tiny_budget", "100M")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "more than the memory budget" in r.stderr and len(r.stderr.strip().splitlines()) <= 2

@@ -28,7 +28,7 @@ _LAZY = {
     "save_image": "io",
     "ImageRecord": "io",
     "restore": "infer",
-    "restore_files": "infer",
+    "restore_files": "batch",
     "list_models": "models",
     "create_model": "models",
     "model_info": "models",
@@ -49,6 +49,7 @@ _LAZY = {
     "models": None,
     "io": None,
     "infer": None,
+    "batch": None,
     "train": None,
     "load_restorer": "models",
     "tune_allocator": "runtime",
@@ -71,7 +72,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import infer, io, metrics, models, physics, priors, train
+    from . import batch, infer, io, metrics, models, physics, priors, train
     from ._errors import (
         ClearsightError,
         CorruptImageError,
@@ -83,7 +84,8 @@ if TYPE_CHECKING:  # pragma: no cover
         UnknownNameError,
         UnsupportedImageError,
     )
-    from .infer import restore, restore_files
+    from .batch import restore_files
+    from .infer import restore
     from .io import ImageRecord, load_image, read_image, save_image, write_image
     from .metrics import create_metric, list_metrics
     from .models import create_model, list_models, load_restorer, model_info

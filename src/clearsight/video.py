@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import ClearsightError
+from .infer import restore_array
 from .priors.base import Restorer, RestorerState, make_preview
 
 __all__ = ["VIDEO_EXTENSIONS", "is_video", "video_output_suffix", "iter_frames", "smooth_state", "restore_video"]
@@ -137,8 +138,6 @@ def restore_video(
     written.
     """
     import cv2
-
-    from .infer import restore_array
 
     src, dst = Path(src), Path(dst)
     if not 0 <= smooth < 1:

@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_image
 
-__all__ = ["Degradation", "Params", "uniform", "choice", "bernoulli", "seeds", "sample_generator"]
+__all__ = ["Degradation", "Params", "uniform", "choice", "bernoulli", "seeds", "sample_generator", "smooth_field"]
 
 Params = dict[str, torch.Tensor]
 
@@ -131,3 +132,20 @@ def per_sample(params: Params, key: str, x: torch.Tensor) -> torch.Tensor:
     while v.dim() < 4:
         v = v.unsqueeze(-1)
     return v
+
+
+def smooth_field(
+    height: int, width: int, generator: torch.Generator, cells: int = 4, dtype=torch.float32
+) -> torch.Tensor:
+    """A smooth random field ``(1, 1, H, W)`` in [0, 1]: bicubic upsampling of a ``cells``-wide grid, two octaves."""
+    out = torch.zeros(1, 1, height, width, dtype=dtype)
+    amp, total = 1.0, 0.0
+    for octave in range(2):
+        c = max(2, cells * 2**octave)
+        grid = torch.rand(1, 1, c, c, generator=generator, dtype=torch.float64).to(dtype)
+        out += amp * F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=True)
+        total += amp
+        amp *= 0.5
+    out = out / total
+    lo, hi = out.amin(), out.amax()
+    return ((out - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)

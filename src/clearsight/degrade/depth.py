@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .._checks import check_image
 from ..priors.filters import guided_filter_np
-from .ops import smooth_field
+from .base import smooth_field
 
 __all__ = ["estimate_depth", "estimate_depth_np", "random_depth", "normalize_depth", "sky_mask_np", "DEPTH_SOURCES"]
 

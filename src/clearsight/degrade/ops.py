@@ -16,7 +16,17 @@ import torch
 import torch.nn.functional as F
 
 from .._registry import Registry
-from .base import Degradation, Params, bernoulli, choice, per_sample, sample_generator, seeds, uniform
+from .base import (
+    Degradation,
+    Params,
+    bernoulli,
+    choice,
+    per_sample,
+    sample_generator,
+    seeds,
+    smooth_field,
+    uniform,
+)
 
 __all__ = [
     "DEGRADATIONS",
@@ -79,23 +89,6 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     """sRGB transfer function, differentiable."""
     x = x.clamp(0, 1)
     return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
-
-
-def smooth_field(
-    height: int, width: int, generator: torch.Generator, cells: int = 4, dtype=torch.float32
-) -> torch.Tensor:
-    """A smooth random field ``(1, 1, H, W)`` in [0, 1]: bicubic upsampling of a ``cells``-wide grid, two octaves."""
-    out = torch.zeros(1, 1, height, width, dtype=dtype)
-    amp, total = 1.0, 0.0
-    for octave in range(2):
-        c = max(2, cells * 2**octave)
-        grid = torch.rand(1, 1, c, c, generator=generator, dtype=torch.float64).to(dtype)
-        out += amp * F.interpolate(grid, size=(height, width), mode="bicubic", align_corners=True)
-        total += amp
-        amp *= 0.5
-    out = out / total
-    lo, hi = out.amin(), out.amax()
-    return ((out - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
 
 
 def _need_depth(x: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from ..priors.base import Restorer
 from ..priors.dcp import DCP
 from ..priors.dust import DustDCP
 from ..priors.night import NightDCP
+from .archs import ARCHS, build_arch
 
 __all__ = [
     "ModelInfo",
@@ -55,48 +56,6 @@ class ModelInfo:
 
 
 MODELS: Registry[ModelInfo] = Registry("model")
-
-#: Trainable architectures: name -> builder ``(**args) -> nn.Module`` (used by :mod:`clearsight.train`).
-ARCHS: Registry[Callable[..., object]] = Registry("architecture")
-
-
-def build_arch(name: str, **args):
-    """Build the untrained network ``name`` of :data:`ARCHS` with ``args`` (e.g. ``preset="cpu"``)."""
-    return ARCHS.get(name)(**args)
-
-
-@ARCHS.register("corun")
-def _corun(preset: str | None = None, **args):
-    from .corun import CORUN, CORUNConfig
-
-    presets = {"paper": CORUNConfig.paper, "cpu": CORUNConfig.cpu, "tiny": CORUNConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown CORUN preset {preset!r} (choose {', '.join(presets)})")
-    base = presets[preset]() if preset else CORUNConfig()
-    return CORUN(base, **args)
-
-
-@ARCHS.register("rsr")
-def _rsr(preset: str | None = None, **args):
-    from .rsr import RSRConfig, RSRNet
-
-    presets = {"paper": RSRConfig.paper, "cpu": RSRConfig.cpu, "tiny": RSRConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown RSR preset {preset!r} (choose {', '.join(presets)})")
-    return RSRNet(presets[preset]() if preset else None, **args)
-
-
-@ARCHS.register("udair")
-def _udair(preset: str | None = None, **args):
-    from .udair import UDAIR, UDAIRConfig
-
-    presets = {"paper": UDAIRConfig.paper, "cpu": UDAIRConfig.cpu, "tiny": UDAIRConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown UDAIR preset {preset!r} (choose {', '.join(presets)})")
-    if "tasks" in args:
-        args["tasks"] = tuple(args["tasks"])
-    return UDAIR(presets[preset]() if preset else None, **args)
-
 
 for _cls in (Auto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
@@ -144,30 +103,6 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     if "affine" not in overrides:
         overrides["affine"] = AFFINE_DEFAULTS.get(meta.get("arch", ""))
     return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
-
-
-@ARCHS.register("ffdnet")
-def _ffdnet(preset: str | None = None, **args):
-    from .ffdnet import FFDNet, FFDNetConfig
-
-    presets = {"paper": FFDNetConfig.paper, "cpu": FFDNetConfig.cpu, "tiny": FFDNetConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown FFDNet preset {preset!r} (choose {', '.join(presets)})")
-    return FFDNet(presets[preset]() if preset else None, **args)
-
-
-@ARCHS.register("degclass")
-def _degclass(**args):
-    from .degclass import DegradationClassifier
-
-    return DegradationClassifier(**args)
-
-
-@ARCHS.register("irp")
-def _irp(**args):
-    from .irp import IRPNet
-
-    return IRPNet(**args)
 
 
 #: Architectures whose shipped weights are not image restorers (classifiers and predictors used by other parts).

@@ -58,7 +58,7 @@ def load_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, str]]:
     """Build the network a weights file describes and load its weights; returns it in eval mode and the metadata."""
     from safetensors.torch import load_file
 
-    from . import build_arch
+    from .archs import build_arch
 
     meta = read_metadata(path)
     args = json.loads(meta.get("args", "{}"))

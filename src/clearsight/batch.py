@@ -1,0 +1,333 @@
+"""Batch restoration of files: images and videos, files, folders and glob patterns, into an output folder.
+
+This is the layer above :mod:`clearsight.infer` (tiled restoration of one image) and :mod:`clearsight.video`
+(one video, frame by frame): it expands the inputs, decides per file which of the two runs, isolates failures,
+skips finished outputs (so an interrupted batch resumes), never writes onto an input, and reports progress.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import ClearsightError, ImageReadError, ImageWriteError
+from .infer import IMAGE_EXTENSIONS, restore_array
+from .io import WRITABLE_FORMATS, extension_for_format, load_image, save_image
+from .models import create_model
+from .priors.base import Restorer
+from .video import VIDEO_EXTENSIONS, is_video, restore_video, video_output_suffix
+
+__all__ = ["FileResult", "Summary", "collect_inputs", "restore_files"]
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file.
+
+    Attributes:
+        source: the input path.
+        output: where the result was (or would have been) written.
+        status: ``done``, ``skipped`` or ``failed``.
+        message: reason for a skip or a failure, or what the restorer did.
+        method: the restorer that ran (``auto`` reports its pick).
+        seconds: wall time spent on the file.
+    """
+
+    source: str
+    output: str | None
+    status: str
+    message: str = ""
+    method: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    """The outcome of :func:`restore_files`."""
+
+    results: list[FileResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        """No file failed."""
+        return self.count("failed") == 0
+
+
+def _has_magic(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def collect_inputs(
+    inputs: Sequence[str | os.PathLike], recursive: bool = False
+) -> tuple[list[tuple[Path, Path]], list[FileResult]]:
+    """Expand files, folders and glob patterns into ``(source, relative output path)`` pairs.
+
+    Folders contribute the files with an image or video extension (recursively with ``recursive=True``);
+    their relative layout is kept under the output folder. Files named explicitly are always tried,
+    whatever their extension. Inputs that match nothing become failures.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    errors: list[FileResult] = []
+    seen: set[str] = set()
+
+    def add(src: Path, rel: Path) -> None:
+        key = os.path.realpath(src)
+        if key not in seen:
+            seen.add(key)
+            pairs.append((src, rel))
+
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            it: Iterable[Path] = p.rglob("*") if recursive else p.iterdir()
+            found = sorted(
+                f
+                for f in it
+                if f.is_file()
+                and (f.suffix.lower() in IMAGE_EXTENSIONS or f.suffix.lower() in VIDEO_EXTENSIONS)
+                and not f.name.startswith(".")
+            )
+            if not found:
+                errors.append(FileResult(str(p), None, "failed", f"{p}: folder holds no image or video files"))
+            for f in found:
+                add(f, f.relative_to(p))
+        elif p.exists() or p.is_symlink():
+            add(p, Path(p.name))
+        elif _has_magic(str(item)):
+            matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                errors.append(FileResult(str(item), None, "failed", f"{item}: no files match this pattern"))
+            for f in files:
+                add(f, Path(f.name))
+        else:
+            errors.append(FileResult(str(p), None, "failed", f"{p}: no such file or folder"))
+    return pairs, errors
+
+
+def _sniff_format(path: Path) -> str | None:
+    from PIL import Image
+
+    from .io import _PIL_TO_FORMAT
+
+    try:
+        with Image.open(path) as im:
+            return _PIL_TO_FORMAT.get(im.format or "", "png")
+    except Exception:  # noqa: BLE001 - the real read reports the problem
+        return None
+
+
+def restore_files(
+    inputs: Sequence[str | os.PathLike],
+    outdir: str | os.PathLike,
+    model: str | Restorer = "auto",
+    tile: int | None = None,
+    overlap: int = 32,
+    fmt: str = "same",
+    overwrite: bool = False,
+    recursive: bool = False,
+    quality: int = 95,
+    progress: bool = True,
+    on_result: Callable[[FileResult], None] | None = None,
+    smooth: float = 0.9,
+) -> Summary:
+    """Restore files, folders and glob patterns into ``outdir``.
+
+    Each file is isolated: a failure is recorded and the next file goes on. Existing outputs are
+    skipped unless ``overwrite`` (so an interrupted run resumes where it stopped), and a result is never
+    written onto one of the input files.
+
+    Args:
+        inputs: files, folders or glob patterns.
+        outdir: output folder (created if missing).
+        model: restorer name (see :func:`clearsight.list_models`) or a restorer object.
+        tile: tile size; ``None`` for automatic, ``0`` to never tile.
+        overlap: tile overlap in pixels.
+        fmt: ``same`` (the input's format; GIF and other read-only formats become PNG) or one of
+            ``png``, ``jpg``, ``tif``, ``bmp``, ``webp``.
+        overwrite: replace existing outputs.
+        recursive: descend into sub-folders of folder inputs.
+        quality: JPEG/WebP quality.
+        progress: show a progress bar on stderr.
+        on_result: called with each :class:`FileResult` as soon as it is known.
+        smooth: videos (:mod:`clearsight.video`): weight of the past in the frame-to-frame average of the
+            restorer's global parameters; 0 restores each frame on its own.
+
+    Video files (:data:`~clearsight.video.VIDEO_EXTENSIONS`) are restored frame by frame into a video of the
+    same name (``fmt`` applies to images only; see :func:`~clearsight.video.restore_video`).
+    """
+    if fmt != "same" and fmt not in WRITABLE_FORMATS:
+        raise ClearsightError(f"unknown output format {fmt!r}; choose same, {', '.join(WRITABLE_FORMATS)}")
+    restorer = create_model(model) if isinstance(model, str) else model
+    model = restorer.name
+    outdir = Path(outdir)
+    summary = Summary()
+
+    def record(r: FileResult) -> None:
+        summary.results.append(r)
+        if on_result:
+            on_result(r)
+
+    pairs, errors = collect_inputs(inputs, recursive)
+    # an output folder inside an input folder must not feed earlier results back in on a re-run
+    out_real = os.path.realpath(outdir)
+    explicit = {os.path.realpath(p) for p in inputs if Path(p).is_file()}
+    pairs = [
+        (s, r)
+        for s, r in pairs
+        if os.path.realpath(s) in explicit or not os.path.realpath(s).startswith(out_real + os.sep)
+    ]
+    for e in errors:
+        record(e)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        for src, _ in pairs:
+            record(
+                FileResult(str(src), None, "failed", f"{src}: cannot create output folder {outdir} ({e.strerror or e})")
+            )
+        return summary
+
+    input_keys = {os.path.realpath(s) for s, _ in pairs}
+    claimed: set[str] = set()
+    bar = None
+    if progress and pairs:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(pairs), unit="img", desc=f"restore ({model})", dynamic_ncols=True)
+    try:
+        for src, rel in pairs:
+            t0 = time.perf_counter()
+            out_fmt = fmt
+            video = is_video(src)
+            if video:
+                dst = outdir / rel.with_suffix(video_output_suffix(src))
+            else:
+                if fmt == "same":
+                    out_fmt = _sniff_format(src) or "png"
+                    if out_fmt not in WRITABLE_FORMATS:
+                        out_fmt = "png"
+                dst = outdir / rel.with_suffix(extension_for_format(out_fmt))
+            if os.path.realpath(dst) in claimed:  # a.png and a.jpg would both become a.png
+                dst = dst.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}{dst.suffix}")
+            key = os.path.realpath(dst)
+            claimed.add(key)
+            if key in input_keys:
+                record(
+                    FileResult(
+                        str(src), str(dst), "failed", f"{src}: refusing to write the result onto input file {dst}"
+                    )
+                )
+            elif dst.exists() and not overwrite:
+                record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)"))
+            elif video:
+                record(_restore_video_file(src, dst, restorer, tile, overlap, smooth, quality, t0, bar is not None))
+            else:
+                record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0, bar is not None))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summary
+
+
+class _TileBar:
+    """A second progress bar for the tiles of one large image, created only when there are several."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.bar = name, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="tile", desc=self.name[:30], position=1, leave=False, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _restore_video_file(
+    src: Path,
+    dst: Path,
+    restorer: Restorer,
+    tile: int | None,
+    overlap: int,
+    smooth: float,
+    quality: int,
+    t0: float,
+    frame_progress: bool = False,
+) -> FileResult:
+    try:
+        info = restore_video(src, dst, restorer, tile, overlap, smooth, quality, progress=frame_progress)
+    except ClearsightError as e:
+        msg = str(e) if str(src) in str(e) else f"{src}: {e}"
+        return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
+    except OSError as e:
+        return FileResult(str(src), str(dst), "failed", f"{src}: {e.strerror or e}", seconds=time.perf_counter() - t0)
+    except MemoryError:
+        msg = f"{src}: out of memory; try a smaller --tile"
+        return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
+    msg = f"{info['frames']} frames at {info['fps']:.3g} fps"
+    return FileResult(str(src), str(dst), "done", msg, info["method"], time.perf_counter() - t0)
+
+
+def _restore_one(
+    src: Path,
+    dst: Path,
+    restorer: Restorer,
+    tile: int | None,
+    overlap: int,
+    out_fmt: str,
+    quality: int,
+    t0: float,
+    tile_progress: bool = False,
+) -> FileResult:
+    tiles = _TileBar(src.name) if tile_progress else None
+    try:
+        rec = load_image(src)
+        out, state = restore_array(rec.rgb, restorer, tile, overlap, on_tile=tiles)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        save_image(
+            dst,
+            out,
+            rec.alpha,
+            format=out_fmt,
+            grayscale=rec.grayscale,
+            quality=quality,
+            icc_profile=rec.icc_profile,
+            exif=rec.exif,
+        )
+    except ImageWriteError as e:
+        return FileResult(str(src), str(dst), "failed", f"{src}: {e}", seconds=time.perf_counter() - t0)
+    except ImageReadError as e:
+        return FileResult(str(src), str(dst), "failed", str(e), seconds=time.perf_counter() - t0)
+    except ClearsightError as e:
+        return FileResult(str(src), str(dst), "failed", f"{src}: {e}", seconds=time.perf_counter() - t0)
+    except OSError as e:  # e.g. mkdir of a sub-folder in an unwritable output folder
+        return FileResult(str(src), str(dst), "failed", f"{src}: {e.strerror or e}", seconds=time.perf_counter() - t0)
+    except MemoryError:
+        return FileResult(
+            str(src),
+            str(dst),
+            "failed",
+            f"{src}: out of memory; try a smaller --tile",
+            seconds=time.perf_counter() - t0,
+        )
+    finally:
+        if tiles is not None:
+            tiles.close()
+    name = restorer.name if state.method == restorer.name else f"{restorer.name}->{state.method}"
+    return FileResult(str(src), str(dst), "done", state.reason, name, time.perf_counter() - t0)
