@@ -22,47 +22,42 @@ def build_arch(name: str, **args):
     return ARCHS.get(name)(**args)
 
 
+def _config(cls, preset: str | None, label: str):
+    """The configuration of a ``paper``/``cpu``/``tiny`` preset of ``cls``, or its defaults without one."""
+    presets = ("paper", "cpu", "tiny")
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown {label} preset {preset!r} (choose {', '.join(presets)})")
+    return getattr(cls, preset)() if preset else cls()
+
+
 @ARCHS.register("corun")
 def _corun(preset: str | None = None, **args):
     from .corun import CORUN, CORUNConfig
 
-    presets = {"paper": CORUNConfig.paper, "cpu": CORUNConfig.cpu, "tiny": CORUNConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown CORUN preset {preset!r} (choose {', '.join(presets)})")
-    base = presets[preset]() if preset else CORUNConfig()
-    return CORUN(base, **args)
+    return CORUN(_config(CORUNConfig, preset, "CORUN"), **args)
 
 
 @ARCHS.register("rsr")
 def _rsr(preset: str | None = None, **args):
     from .rsr import RSRConfig, RSRNet
 
-    presets = {"paper": RSRConfig.paper, "cpu": RSRConfig.cpu, "tiny": RSRConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown RSR preset {preset!r} (choose {', '.join(presets)})")
-    return RSRNet(presets[preset]() if preset else None, **args)
+    return RSRNet(_config(RSRConfig, preset, "RSR"), **args)
 
 
 @ARCHS.register("udair")
 def _udair(preset: str | None = None, **args):
     from .udair import UDAIR, UDAIRConfig
 
-    presets = {"paper": UDAIRConfig.paper, "cpu": UDAIRConfig.cpu, "tiny": UDAIRConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown UDAIR preset {preset!r} (choose {', '.join(presets)})")
     if "tasks" in args:
         args["tasks"] = tuple(args["tasks"])
-    return UDAIR(presets[preset]() if preset else None, **args)
+    return UDAIR(_config(UDAIRConfig, preset, "UDAIR"), **args)
 
 
 @ARCHS.register("ffdnet")
 def _ffdnet(preset: str | None = None, **args):
     from .ffdnet import FFDNet, FFDNetConfig
 
-    presets = {"paper": FFDNetConfig.paper, "cpu": FFDNetConfig.cpu, "tiny": FFDNetConfig.tiny}
-    if preset is not None and preset not in presets:
-        raise ValueError(f"unknown FFDNet preset {preset!r} (choose {', '.join(presets)})")
-    return FFDNet(presets[preset]() if preset else None, **args)
+    return FFDNet(_config(FFDNetConfig, preset, "FFDNet"), **args)
 
 
 @ARCHS.register("degclass")

@@ -68,9 +68,10 @@ def format_size(n: float) -> str:
     return f"{int(n)} B"
 
 
-def _meminfo(key: str) -> int | None:
+def _proc_field(path: str, key: str) -> int | None:
+    """A ``key: N kB`` field of a /proc file in bytes, or ``None`` where it cannot be read."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
@@ -80,27 +81,17 @@ def _meminfo(key: str) -> int | None:
 
 def available_memory() -> int | None:
     """Memory the system can give without swapping (``MemAvailable``), or ``None`` where unknown."""
-    return _meminfo("MemAvailable")
-
-
-def _status(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return _proc_field("/proc/meminfo", "MemAvailable")
 
 
 def resident_memory() -> int | None:
     """This process's resident memory now (``VmRSS``), or ``None`` where unknown."""
-    return _status("VmRSS")
+    return _proc_field("/proc/self/status", "VmRSS")
 
 
 def peak_memory() -> int | None:
     """This process's peak resident memory (``VmHWM``) since it started or since the last reset."""
-    return _status("VmHWM")
+    return _proc_field("/proc/self/status", "VmHWM")
 
 
 def _reset_peak() -> bool:
