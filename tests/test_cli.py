@@ -328,6 +328,23 @@ def test_output_folder_inside_input_is_not_rescanned(tmp_path):
     assert not (out / "restored").exists()
 
 
+def test_output_folder_equal_to_the_input_folder_is_refused_and_nothing_is_dropped_silently(tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for n in ("a.png", "b.png", "c.jpg"):
+        _good(src, n)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    r = run_cli("restore", str(src), "-o", str(src), "-q")
+    assert r.returncode == 1 and "is the input folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    # named by a pattern: every file is accounted for (restored beside its input under another format, or
+    # reported), none left out silently
+    r = run_cli("restore", str(src / "*.*"), "-o", str(src), "-q", "--format", "png")
+    assert r.returncode == 1, r.stdout
+    assert "restored 1, skipped 0, failed 2" in r.stdout and r.stdout.count("refusing to write") == 2
+    assert (src / "c.png").is_file() and all((src / n).read_bytes() == b for n, b in before.items())
+
+
 def test_score_end_to_end(tmp_path):
     src, ref = tmp_path / "restored", tmp_path / "clean"
     src.mkdir()

@@ -175,15 +175,24 @@ def restore_files(
         if on_result:
             on_result(r)
 
-    pairs, errors = collect_inputs(inputs, recursive)
-    # an output folder inside an input folder must not feed earlier results back in on a re-run
     out_real = os.path.realpath(outdir)
-    explicit = {os.path.realpath(p) for p in inputs if Path(p).is_file()}
-    pairs = [
-        (s, r)
-        for s, r in pairs
-        if os.path.realpath(s) in explicit or not os.path.realpath(s).startswith(out_real + os.sep)
-    ]
+    folders = [os.path.realpath(p) for p in inputs if Path(p).is_dir()]
+    for folder, item in zip(folders, [p for p in inputs if Path(p).is_dir()]):
+        if folder == out_real:  # every result would land beside (or onto) its input, and a re-run would
+            raise ClearsightError(  # take the results for inputs
+                f"{outdir}: the output folder is the input folder {item}; choose another output folder "
+                f"(a sub-folder such as {Path(item) / 'restored'} works)"
+            )
+    pairs, errors = collect_inputs(inputs, recursive)
+
+    # an output folder inside an input folder must not feed earlier results back in on a re-run: files found
+    # by scanning a folder are left out when they lie in the output folder; files named or matched by a
+    # pattern are always restored
+    def scanned(src: Path) -> bool:
+        real = os.path.realpath(src)
+        return any(real.startswith(f + os.sep) for f in folders)
+
+    pairs = [(s, r) for s, r in pairs if not (scanned(s) and os.path.realpath(s).startswith(out_real + os.sep))]
     for e in errors:
         record(e)
     try:

@@ -185,10 +185,13 @@ def batch_independent(model: nn.Module) -> tuple[bool, str]:
     return True, ""
 
 
-def measure_pass(run: Callable[[int], None], sizes: tuple[int, ...] = (1, 2)) -> dict[int, int] | None:
-    """Peak resident bytes above the current level while ``run(n)`` runs, for each ``n`` of ``sizes``; ``None``
-    where the peak cannot be read or reset."""
-    base = resident_memory()
+def measure_pass(
+    run: Callable[[int], None], sizes: tuple[int, ...] = (1, 2), base: int | None = None
+) -> dict[int, int] | None:
+    """Peak resident bytes above ``base`` (default: the current level) while ``run(n)`` runs, for each ``n`` of
+    ``sizes``; ``None`` where the peak cannot be read or reset. Memory freed by one run stays with the process
+    (the allocator keeps it) and is reused by the next, so every run is measured against the same ``base``."""
+    base = resident_memory() if base is None else base
     if base is None or peak_memory() is None:
         return None
     out = {}
@@ -313,8 +316,9 @@ def plan(
         step(probe, {k: v[:n] for k, v in probe_batch.items()})
         probe.zero_grad(set_to_none=True)
 
+    base = resident_memory()
     try:
-        needs = measure_pass(run, (1, 2) if probe_batch["degraded"].shape[0] >= 2 else (1,))
+        needs = measure_pass(run, (1, 2) if probe_batch["degraded"].shape[0] >= 2 else (1,), base)
     finally:
         torch.set_rng_state(rng)
     probe = None  # free the copy before training starts
@@ -322,7 +326,7 @@ def plan(
         plan_.note = "peak memory cannot be measured on this system"
         return plan_
     plan_.measured = True
-    plan_.baseline = resident_memory() or 0
+    plan_.baseline = base or 0
     per = max(needs.get(2, needs[1]) - needs[1], needs[1] // 4) if 2 in needs else needs[1]
     plan_.per_sample, plan_.fixed = per, max(0, needs[1] - per)
     room = budget - plan_.baseline - extra_bytes
@@ -338,7 +342,7 @@ def plan(
     largest = min(batch, max(1, (room - int(SAFETY * plan_.fixed)) // max(1, int(SAFETY * plan_.per_sample))))
     plan_.micro = split_sizes(batch, largest)
     if len(plan_.micro) > 1:
-        measured = measure_pass(lambda n: loss_pass(n), (batch,))
+        measured = measure_pass(loss_pass, (batch,), base)
         plan_.loss_pass = int(measured[batch]) if measured else 0
         if SAFETY * plan_.loss_pass > room:
             raise ClearsightError(
