@@ -19,6 +19,7 @@ from .infer import IMAGE_EXTENSIONS, restore_array
 from .io import WRITABLE_FORMATS, extension_for_format, load_image, save_image
 from .models import create_model
 from .priors.base import Restorer
+from .runtime import is_out_of_memory
 from .video import VIDEO_EXTENSIONS, is_video, restore_video, video_output_suffix
 
 __all__ = ["FileResult", "Summary", "collect_inputs", "restore_files"]
@@ -286,7 +287,9 @@ def _restore_video_file(
         return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
     except OSError as e:
         return FileResult(str(src), str(dst), "failed", f"{src}: {e.strerror or e}", seconds=time.perf_counter() - t0)
-    except MemoryError:
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
         msg = f"{src}: out of memory; try a smaller --tile"
         return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
     msg = f"{info['frames']} frames at {info['fps']:.3g} fps"
@@ -327,7 +330,9 @@ def _restore_one(
         return FileResult(str(src), str(dst), "failed", f"{src}: {e}", seconds=time.perf_counter() - t0)
     except OSError as e:  # e.g. mkdir of a sub-folder in an unwritable output folder
         return FileResult(str(src), str(dst), "failed", f"{src}: {e.strerror or e}", seconds=time.perf_counter() - t0)
-    except MemoryError:
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
         return FileResult(
             str(src),
             str(dst),

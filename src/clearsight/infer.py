@@ -101,7 +101,8 @@ def restore_array(
         arr: ``uint8``, ``uint16`` (full range) or float32 in [0, 1] pixels, RGB.
         restorer: any :class:`~clearsight.priors.base.Restorer`.
         tile: tile size in pixels; ``None`` tiles with :data:`DEFAULT_TILE` only images larger than
-            :data:`AUTO_TILE_PIXELS`; ``0`` never tiles.
+            :data:`AUTO_TILE_PIXELS` (or the restorer's ``auto_tile_pixels``, e.g. a network at full resolution);
+            ``0`` never tiles.
         overlap: minimum overlap between neighbouring tiles, blended with linear ramps.
         on_tile: called as ``on_tile(done, total)`` after each tile (for progress bars).
         state: the restorer's global state to use (e.g. smoothed over the frames of a video); ``None``:
@@ -117,7 +118,8 @@ def restore_array(
     if state is None:
         state = restorer.prepare(make_preview(arr))
     if tile is None:
-        tile = DEFAULT_TILE if h * w > AUTO_TILE_PIXELS else 0
+        limit = getattr(restorer, "auto_tile_pixels", None) or AUTO_TILE_PIXELS
+        tile = DEFAULT_TILE if h * w > limit else 0
     if tile and tile <= 2 * overlap:
         raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
     if not tile or (h <= tile and w <= tile):

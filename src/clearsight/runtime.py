@@ -18,8 +18,16 @@ import ctypes
 import os
 import platform
 import sys
+from pathlib import Path
 
-__all__ = ["tune_allocator"]
+__all__ = [
+    "tune_allocator",
+    "limit_memory",
+    "is_out_of_memory",
+    "available_memory",
+    "resident_memory",
+    "peak_memory",
+]
 
 #: ``mallopt`` parameters (``malloc.h``).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -52,3 +60,61 @@ def tune_allocator(threshold: int = 1 << 30) -> bool:
             ok = False
     _TUNED = ok
     return ok
+
+
+def limit_memory(nbytes: int | None) -> int | None:
+    """Cap this process's data memory (``RLIMIT_DATA``) at ``nbytes``, so that an allocation past it fails with
+    an error the program can report instead of the kernel's out-of-memory kill; returns the limit set.
+
+    ``None`` sets a backstop of 90% of the machine's memory (``MemTotal``): one process can then never take the
+    whole machine, whatever else runs. Never raises the limit above the hard limit; a no-op (``None``) where
+    resource limits are unavailable.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    if nbytes is None:
+        total = _proc_field("/proc/meminfo", "MemTotal")
+        if total is None:
+            return None
+        nbytes = int(0.9 * total)
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        nbytes = min(nbytes, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (nbytes, hard))
+    except (ValueError, OSError):
+        return None
+    return nbytes
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a failed allocation (Python's ``MemoryError`` or torch's allocator error)."""
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+
+
+def _proc_field(path: str, key: str) -> int | None:
+    """A ``key: N kB`` field of a /proc file in bytes, or ``None`` where it cannot be read."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def available_memory() -> int | None:
+    """Memory the system can give without swapping (``MemAvailable``), or ``None`` where unknown."""
+    return _proc_field("/proc/meminfo", "MemAvailable")
+
+
+def resident_memory() -> int | None:
+    """This process's resident memory now (``VmRSS``), or ``None`` where unknown."""
+    return _proc_field("/proc/self/status", "VmRSS")
+
+
+def peak_memory() -> int | None:
+    """This process's peak resident memory (``VmHWM``) since it started or since the last reset."""
+    return _proc_field("/proc/self/status", "VmHWM")

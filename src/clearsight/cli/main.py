@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .. import __version__
@@ -47,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 a file failed, 2 bad usage)."""
     parser = build_parser()
@@ -60,14 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .._errors import ClearsightError
-    from ..runtime import tune_allocator
+    from ..runtime import is_out_of_memory, limit_memory, tune_allocator
 
     tune_allocator()  # network passes reuse freed memory instead of page-faulting it in again (about 1.8x faster)
+    limit = limit_memory(None)  # past 90% of the machine an allocation fails here, not by the kernel's kill
+    warnings.formatwarning = _one_line_warning
 
     try:
         return args._run(args)
     except ClearsightError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        cap = f" (this process may use at most {limit / 2**30:.1f} GB)" if limit else ""
+        print(f"error: out of memory{cap}: lower the batch, crop, --size or --tile, or free memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept, re-run to resume", file=sys.stderr)

@@ -122,6 +122,14 @@ class NetworkRestorer(Restorer):
     def halo(self) -> int:
         return self._halo
 
+    @property
+    def auto_tile_pixels(self) -> int | None:
+        """Images above this many pixels are tiled when tiling is automatic: at full resolution
+        (``max_pixels=None``) a network's activations grow with the image (about 1.6 GB per megapixel for CORUN
+        and 4.3 GB for UDAIR in float32), so it runs on 1024-px tiles above 1.5 MP; a reduced-size pass is
+        bounded already and keeps the engine's default."""
+        return None if self.max_pixels else 1_500_000
+
     def _run(self, x: torch.Tensor, airlight: torch.Tensor | None) -> torch.Tensor:
         kwargs = {"airlight": airlight} if airlight is not None else {}
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):

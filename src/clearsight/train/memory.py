@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .._errors import ClearsightError
+from ..runtime import available_memory, peak_memory, resident_memory
 
 __all__ = [
     "MemoryPlan",
@@ -66,32 +67,6 @@ def format_size(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{int(n)} B"
-
-
-def _proc_field(path: str, key: str) -> int | None:
-    """A ``key: N kB`` field of a /proc file in bytes, or ``None`` where it cannot be read."""
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def available_memory() -> int | None:
-    """Memory the system can give without swapping (``MemAvailable``), or ``None`` where unknown."""
-    return _proc_field("/proc/meminfo", "MemAvailable")
-
-
-def resident_memory() -> int | None:
-    """This process's resident memory now (``VmRSS``), or ``None`` where unknown."""
-    return _proc_field("/proc/self/status", "VmRSS")
-
-
-def peak_memory() -> int | None:
-    """This process's peak resident memory (``VmHWM``) since it started or since the last reset."""
-    return _proc_field("/proc/self/status", "VmHWM")
 
 
 def _reset_peak() -> bool:
