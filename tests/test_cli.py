@@ -418,3 +418,21 @@ def test_every_command_keeps_its_options():
         assert got[cmd] == opts, (
             f"clearsight {cmd}: options changed: -{set(opts) - set(got[cmd])} +{set(got[cmd]) - set(opts)}"
         )
+
+
+def test_out_of_memory_is_one_failed_file_not_a_kill_or_a_traceback(tmp_path):
+    """With the process's data memory capped (as the CLI caps it at 90% of the machine), a network pass at full
+    resolution that does not fit fails that file with one line; the batch goes on and exits 1."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (int(1.5 * 2**30), int(1.5 * 2**30)))
+
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 255, (1400, 1000, 3), dtype=np.uint8))
+    _good(tmp_path, "small.png")
+    cmd = [sys.executable, "-m", "clearsight", "restore", str(big), str(tmp_path / "small.png"), "-o",
+           str(tmp_path / "out"), "-m", "corun.haze", "--max-pixels", "0", "--precision", "fp32", "-q"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap, timeout=600)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "big.png: out of memory" in r.stderr and "restored 1, skipped 0, failed 1" in r.stdout

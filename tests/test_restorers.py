@@ -108,3 +108,20 @@ def test_night_brightens_and_dust_removes_cast():
 def test_unknown_model_suggests():
     with pytest.raises(cs.UnknownNameError, match="did you mean dcp"):
         cs.create_model("dcpp")
+
+
+def test_a_restorer_can_lower_the_automatic_tiling_threshold():
+    """Networks at full resolution tile above ``auto_tile_pixels`` (their memory grows with the image)."""
+    from clearsight.models import create_model
+
+    dcp = create_model("dcp")
+    arr = np.random.default_rng(0).random((1100, 1200, 3)).astype(np.float32)
+    calls = []
+    restore_array(arr, dcp, on_tile=lambda d, t: calls.append(t))
+    assert calls[-1] == 1  # 1.3 MP is below the engine's 12 MP
+    dcp.auto_tile_pixels = 1_000_000
+    calls.clear()
+    restore_array(arr, dcp, on_tile=lambda d, t: calls.append(t))
+    assert calls[-1] == 4
+    net = create_model("corun.haze", max_pixels=None)
+    assert net.auto_tile_pixels == 1_500_000 and create_model("corun.haze").auto_tile_pixels is None
