@@ -252,3 +252,42 @@ def test_tensor_helpers(tmp_path):
     assert (back - x).abs().max() <= 0.5 / 65535 + 1e-6
     with pytest.raises(cs.ShapeError):
         write_image(tmp_path / "bad.png", torch.rand(2, 3, 4, 4))
+
+
+def test_floating_point_tiff_reads_clipped_with_a_warning_and_writes_back_as_float(tmp_path):
+    rng = np.random.default_rng(0)
+    a = (rng.random((30, 40, 3)) * 1.1 - 0.02).astype(np.float32)
+    a[0, 0, 0] = np.nan
+    src = tmp_path / "hdr.tif"
+    assert cv2.imwrite(str(src), a[..., ::-1])  # OpenCV writes BGR
+    with pytest.warns(UserWarning, match="outside \\[0, 1\\].*clipped"):
+        rec = load_image(src)
+    assert rec.bit_depth == 32 and rec.rgb.dtype == np.float32 and rec.format == "tif" and not rec.grayscale
+    want = np.clip(np.nan_to_num(a, nan=0.0), 0, 1)
+    assert np.array_equal(rec.rgb, want)
+    out = save_image(tmp_path / "out.tif", rec.rgb, format="tif")
+    back = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.float32 and np.array_equal(back[..., ::-1], want)
+    # one channel stays one channel; other formats get integer pixels
+    g = a[..., 1].copy()
+    assert cv2.imwrite(str(tmp_path / "g.tif"), np.clip(g, 0, 1))
+    rec_g = load_image(tmp_path / "g.tif")
+    assert rec_g.grayscale and rec_g.rgb.dtype == np.float32
+    save_image(tmp_path / "g2.tif", rec_g.rgb, grayscale=True)
+    assert cv2.imread(str(tmp_path / "g2.tif"), cv2.IMREAD_UNCHANGED).ndim == 2
+    png = load_image(save_image(tmp_path / "p.png", rec.rgb))
+    assert png.bit_depth == 16 and np.abs(png.rgb / 65535.0 - want).max() < 1e-4
+
+
+def test_restore_keeps_a_floating_point_tiff_floating_point(tmp_path):
+    from conftest import hazy_scene, run_cli
+
+    src = tmp_path / "in" / "fog.tif"
+    src.parent.mkdir()
+    hz = hazy_scene(48, 64)[0].astype(np.float32)
+    assert cv2.imwrite(str(src), hz[..., ::-1])
+    r = run_cli("restore", str(src), "-o", str(tmp_path / "out"), "-q")
+    assert r.returncode == 0, r.stderr
+    out = cv2.imread(str(tmp_path / "out" / "fog.tif"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.float32 and out.shape == (48, 64, 3) and 0 <= out.min() and out.max() <= 1
+    assert np.abs(out[..., ::-1] - hz).mean() > 0.01  # restored, not copied

@@ -116,12 +116,17 @@ def collect_inputs(
 def _sniff_format(path: Path) -> str | None:
     from PIL import Image
 
-    from .io import _PIL_TO_FORMAT
+    from .io import _PIL_TO_FORMAT, _TIFF_MAGIC
 
     try:
         with Image.open(path) as im:
             return _PIL_TO_FORMAT.get(im.format or "", "png")
     except Exception:  # noqa: BLE001 - the real read reports the problem
+        pass
+    try:  # Pillow opens no floating-point TIFF with several channels; the reader does
+        with open(path, "rb") as f:
+            return "tif" if f.read(4) in _TIFF_MAGIC else None
+    except OSError:
         return None
 
 

@@ -91,10 +91,10 @@ class ImageRecord:
     """A decoded image with what is needed to write a result back the way it came in.
 
     Attributes:
-        rgb: pixels, ``(H, W, 3)``, RGB, ``uint8`` or ``uint16`` (see ``bit_depth``). Grayscale
-            inputs are replicated to three channels.
+        rgb: pixels, ``(H, W, 3)``, RGB, ``uint8`` or ``uint16``, or ``float32`` in [0, 1] for a
+            floating-point TIFF (see ``bit_depth``). Grayscale inputs are replicated to three channels.
         alpha: the alpha channel ``(H, W)`` with the dtype of ``rgb``, or ``None``.
-        bit_depth: 8 or 16.
+        bit_depth: 8, 16, or 32 (floating point).
         format: the canonical format the content was in (``png``, ``jpg``, ``tif``, ...), which is
             also the format a result is written in unless the caller asks otherwise.
         grayscale: the source had a single colour channel.
@@ -277,6 +277,41 @@ def _decode_sixteen(data: bytes, path: Path, fmt: str) -> tuple[np.ndarray, np.n
     return rgb, alpha, gray
 
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _decode_float_tiff(data: bytes, path: Path) -> tuple[np.ndarray, np.ndarray | None, bool] | None:
+    """Pixels of a floating-point TIFF as float32 in [0, 1] (RGB, alpha, grayscale), or ``None`` when the TIFF
+    does not hold floating-point samples. Values outside [0, 1] are clipped, and NaN or infinite ones set to 0,
+    with a warning that says how many."""
+    import cv2
+
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or not np.issubdtype(arr.dtype, np.floating):
+        return None
+    arr = arr.astype(np.float32, copy=False)
+    bad = ~np.isfinite(arr)
+    outside = int(((arr < 0) | (arr > 1)).sum())
+    if bad.any() or outside:
+        lo, hi = float(np.nanmin(np.where(bad, np.nan, arr))), float(np.nanmax(np.where(bad, np.nan, arr)))
+        warnings.warn(
+            f"{path}: floating-point TIFF with {outside:,} values outside [0, 1] (range {lo:.3g} to {hi:.3g}) "
+            f"and {int(bad.sum()):,} NaN/infinite ones: clipped to [0, 1]",
+            stacklevel=3,
+        )
+        arr = np.clip(np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    alpha, gray = None, False
+    if arr.ndim == 2 or arr.shape[2] == 1:
+        gray, rgb = True, np.repeat(arr.reshape(*arr.shape[:2], 1), 3, axis=2)
+    elif arr.shape[2] == 2:
+        gray, rgb, alpha = True, np.repeat(arr[:, :, :1], 3, axis=2), np.ascontiguousarray(arr[:, :, 1])
+    elif arr.shape[2] == 3:
+        rgb = np.ascontiguousarray(arr[:, :, ::-1])
+    else:
+        rgb, alpha = np.ascontiguousarray(arr[:, :, 2::-1]), np.ascontiguousarray(arr[:, :, 3])
+    return rgb, alpha, gray
+
+
 def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
     profile = im.info.get("icc_profile")
     if profile:
@@ -352,7 +387,24 @@ def load_image(path: str | os.PathLike) -> ImageRecord:
         try:
             try:
                 im = Image.open(_io.BytesIO(data))
+                if im.format == "TIFF" and im.mode == "F":  # one floating-point channel: keep the floats
+                    raise UnidentifiedImageError
             except UnidentifiedImageError:
+                if data[:4] in _TIFF_MAGIC:  # Pillow reads no multi-channel floating-point TIFF
+                    try:
+                        decoded = _decode_float_tiff(data, path)
+                    except MemoryError:
+                        raise ImageTooLargeError(f"{path}: image does not fit in memory") from None
+                    if decoded is not None:
+                        rgb, alpha, gray = decoded
+                        h, w = rgb.shape[:2]
+                        if w * h > limit:
+                            raise ImageTooLargeError(
+                                f"{path}: {w}x{h} pixels is more than the limit of {limit:,}; "
+                                f"raise CLEARSIGHT_MAX_PIXELS if the file is trusted"
+                            ) from None
+                        return ImageRecord(rgb=rgb, alpha=alpha, bit_depth=32, format="tif", grayscale=gray,
+                                           source_mode="F", path=str(path))  # fmt: skip
                 head = data[:8]
                 hint = " (looks like text)" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else ""
                 raise UnsupportedImageError(
@@ -485,7 +537,8 @@ def save_image(
 
     Args:
         path: destination file; its folder must exist.
-        rgb: ``(H, W, 3)`` ``uint8`` or ``uint16`` RGB pixels.
+        rgb: ``(H, W, 3)`` ``uint8`` or ``uint16`` RGB pixels, or ``float32`` in [0, 1] (written as a
+            floating-point TIFF for ``tif``, as 16-bit PNG or 8 bits elsewhere).
         alpha: optional ``(H, W)`` alpha of the same dtype; dropped for formats without alpha (JPEG, BMP).
         format: ``png``, ``jpg``, ``tif``, ``bmp`` or ``webp``; default: from the extension of ``path``.
         grayscale: write a single-channel image (luma of ``rgb``).
@@ -494,7 +547,8 @@ def save_image(
         exif: EXIF bytes to embed (JPEG, PNG, TIFF, WebP).
 
     Returns:
-        the path written. 16-bit data is kept for PNG and TIFF and reduced to 8 bits otherwise.
+        the path written. 16-bit data is kept for PNG and TIFF and reduced to 8 bits otherwise; floating-point
+        data stays floating point in TIFF.
 
     Raises:
         ImageWriteError: the file could not be written; no partial file is left behind.
@@ -511,6 +565,11 @@ def save_image(
         raise ImageWriteError(f"{path}: pixels must have shape (H, W, 3), got {rgb.shape}")
     if fmt in ("jpg", "bmp"):
         alpha = None
+    if np.issubdtype(rgb.dtype, np.floating):
+        if fmt == "tif":
+            return _save_float_tiff(path, rgb, alpha, grayscale)
+        rgb = (np.clip(rgb, 0, 1) * 65535 + 0.5).astype(np.uint16)  # then 16-bit PNG, or 8 bits elsewhere
+        alpha = (np.clip(alpha, 0, 1) * 65535 + 0.5).astype(np.uint16) if alpha is not None else None
     sixteen = rgb.dtype == np.uint16 and fmt in _SIXTEEN_BIT_FORMATS
     if rgb.dtype == np.uint16 and not sixteen:
         rgb = ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
@@ -567,6 +626,25 @@ def save_image(
             raise ImageWriteError(f"{path}: encoder failed ({e})") from None
 
     _atomic_write(path, _write)
+    return path
+
+
+def _save_float_tiff(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, grayscale: bool) -> Path:
+    import cv2
+
+    rgb = np.clip(rgb, 0, 1).astype(np.float32, copy=False)
+    if grayscale:
+        chans = [rgb @ np.array([0.299, 0.587, 0.114], np.float32)]
+    else:
+        chans = [rgb[:, :, 2], rgb[:, :, 1], rgb[:, :, 0]]  # OpenCV wants BGR(A)
+    if alpha is not None:
+        a = alpha.astype(np.float32)
+        chans.append(a / np.float32(np.iinfo(alpha.dtype).max) if np.issubdtype(alpha.dtype, np.integer) else a)
+    arr = chans[0] if len(chans) == 1 else np.dstack(chans)
+    ok, buf = cv2.imencode(".tif", np.ascontiguousarray(arr))
+    if not ok:
+        raise ImageWriteError(f"{path}: encoder failed for a floating-point TIFF")
+    _atomic_write(path, lambda f: f.write(buf.tobytes()))
     return path
 
 
