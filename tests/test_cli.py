@@ -436,3 +436,22 @@ def test_out_of_memory_is_one_failed_file_not_a_kill_or_a_traceback(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap, timeout=600)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "big.png: out of memory" in r.stderr and "restored 1, skipped 0, failed 1" in r.stdout
+
+
+def test_help_and_version_import_no_heavy_module():
+    """Building every command's parser and printing the help imports neither torch nor OpenCV (fast start-up:
+    benchmarks/cli_startup.py times it)."""
+    code = (
+        "import sys\n"
+        "from clearsight.cli.main import build_parser, main\n"
+        "p = build_parser(); p.format_help()\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'cv2', 'numpy', 'scipy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "HEAVY []" in r.stdout, r.stdout + r.stderr
+    # the lazily computed parts still show when asked for
+    assert "day_haze" in run_cli("synth", "--help").stdout
+    bad = run_cli("restore", "x.png", "-o", "out", "-m", "nope")
+    assert bad.returncode == 2 and "'dcp'" in bad.stderr

@@ -19,10 +19,47 @@ def tile_arg(value: str) -> int | None:
     return n
 
 
-def model_names() -> list[str]:
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose ``epilog`` may be a function, called only when the help is shown, so that
+    building the parsers of every command imports nothing heavy (``clearsight --version`` stays fast)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+class LazyChoices:
+    """The choices of an option, computed on first use (membership test, listing), not when the parser is built.
+    Give the option a ``metavar``: argparse lists choices it can see while the option is added."""
+
+    def __init__(self, compute) -> None:
+        self._compute, self._items = compute, None
+
+    def _get(self) -> list[str]:
+        if self._items is None:
+            self._items = list(self._compute())
+        return self._items
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __contains__(self, item) -> bool:
+        return item in self._get()
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def _list_models() -> list[str]:
     from ..models import list_models
 
     return list_models()
+
+
+def model_names() -> LazyChoices:
+    """The registered restorers, listed when first needed (the registry imports torch)."""
+    return LazyChoices(_list_models)
 
 
 def add_irp_options(p: argparse.ArgumentParser) -> None:

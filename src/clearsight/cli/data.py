@@ -21,10 +21,12 @@ def add_synth(sub) -> None:
         help="write synthetic degraded/clean pairs from clean images",
         description="Degrade clean images with a preset or a YAML pipeline and write degraded/, clean/, depth/, "
         "transmission/ and params/ (JSON) with matching names. Deterministic for a seed; re-running resumes.",
-        epilog="examples:\n  clearsight synth --preset day_haze --clean photos/ --out synth/ --per-image 4\n"
-        "  clearsight synth --preset my_pipeline.yaml --clean photos/ --out synth/ --depth scene --size 256\n\n"
-        "presets: " + ", ".join(_presets()) + ", dynamic (bursts of 8 captures from 1 to 64 ms at constant "
-        "brightness: degraded/NAME/fJJ_Tms.png, clean/NAME.png, params/NAME.json)",
+        epilog=lambda: (
+            "examples:\n  clearsight synth --preset day_haze --clean photos/ --out synth/ --per-image 4\n"
+            "  clearsight synth --preset my_pipeline.yaml --clean photos/ --out synth/ --depth scene --size 256\n\n"
+            "presets: " + ", ".join(_presets()) + ", dynamic (bursts of 8 captures from 1 to 64 ms at constant "
+            "brightness: degraded/NAME/fJJ_Tms.png, clean/NAME.png, params/NAME.json)"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sy.add_argument("--preset", required=True, help="preset name or YAML pipeline file")

@@ -18,7 +18,9 @@ def add_demo(sub) -> None:
         "haze) with 'auto' and print what changed.",
     )
     d.add_argument("-o", "--output", default="clearsight-demo", metavar="OUTDIR", help="output folder")
-    d.add_argument("-m", "--model", default="auto", choices=model_names(), help="restorer (default: auto)")
+    d.add_argument(
+        "-m", "--model", default="auto", choices=model_names(), metavar="MODEL", help="restorer (default: auto)"
+    )
     d.set_defaults(_run=run_demo)
 
 

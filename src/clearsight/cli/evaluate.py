@@ -48,8 +48,8 @@ def add_bench(sub) -> None:
     be.add_argument("--methods", default="auto", help="comma-separated restorer names (default: auto)")
     be.add_argument("--paired", nargs=2, action="append", default=[], metavar=("DEGRADED", "CLEAN"))
     be.add_argument("--unpaired", nargs="+", default=[], metavar="DIR")
-    be.add_argument("--fr-metrics", default=",".join(_default_metrics("fr")), help="full-reference metrics")
-    be.add_argument("--nr-metrics", default=",".join(_default_metrics("nr")), help="no-reference metrics")
+    be.add_argument("--fr-metrics", help="full-reference metrics (default: the benchmark's standard set)")
+    be.add_argument("--nr-metrics", help="no-reference metrics (default: the benchmark's standard set)")
     be.add_argument("--max-images", type=int, default=0, metavar="N", help="at most N images per set (0: all)")
     be.add_argument("--crops", action="store_true", help="embed before/after crops in the HTML report")
     be.add_argument("-o", "--output", default="bench", metavar="OUT", help="output path without extension")
@@ -145,8 +145,8 @@ def run_bench(args: argparse.Namespace) -> int:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         paired=[(Path(a).name or a, a, b) for a, b in args.paired],
         unpaired=[(Path(d).name or d, d) for d in args.unpaired],
-        fr_metrics=tuple(m for m in args.fr_metrics.split(",") if m),
-        nr_metrics=tuple(m for m in args.nr_metrics.split(",") if m),
+        fr_metrics=tuple(m for m in (args.fr_metrics or ",".join(_default_metrics("fr"))).split(",") if m),
+        nr_metrics=tuple(m for m in (args.nr_metrics or ",".join(_default_metrics("nr"))).split(",") if m),
         max_images=args.max_images,
         crops=args.crops,
     )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import data, demo, evaluate, identify, irp, restore, train
+from ._common import Parser
 
 #: The sub-commands' parser builders, in the order of ``clearsight --help``.
 _SUBCOMMANDS = (
@@ -34,7 +35,7 @@ _SUBCOMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="clearsight",
         description="Restore photos degraded by haze, night haze, sand and dust (and, with the experimental "
         "all-in-one model udair.allinone, low light, noise, rain and blur), on the CPU, offline; pick the "

@@ -39,7 +39,12 @@ def add_restore(sub) -> None:
     r.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders or glob patterns")
     r.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     r.add_argument(
-        "-m", "--model", default="auto", choices=model_names(), help="restorer (default: auto; see 'clearsight models')"
+        "-m",
+        "--model",
+        default="auto",
+        choices=model_names(),
+        metavar="MODEL",
+        help="restorer (default: auto; 'clearsight models' lists them)",
     )
     r.add_argument(
         "--weights",
