@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ._errors import ClearsightError, ImageReadError, ImageWriteError
 from .infer import IMAGE_EXTENSIONS, restore_array
-from .io import WRITABLE_FORMATS, extension_for_format, load_image, save_image
+from .io import WRITABLE_FORMATS, extension_for_format, hidden_name, load_image, save_image, temp_prefix
 from .models import create_model
 from .priors.base import Restorer
 from .runtime import is_out_of_memory
@@ -241,17 +241,105 @@ def restore_files(
                     )
                 )
             elif dst.exists() and not overwrite:
+                _OutputLock.sweep(dst)
                 record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)"))
-            elif video:
-                record(_restore_video_file(src, dst, restorer, tile, overlap, smooth, quality, t0, bar is not None))
             else:
-                record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0, bar is not None))
+                with _OutputLock(dst) as lock:
+                    if lock.owner is not None:  # another run writes it now: leave it to that run
+                        msg = f"{dst} is being written by another clearsight run (process {lock.owner})"
+                        record(FileResult(str(src), str(dst), "skipped", msg))
+                    elif dst.exists() and not overwrite:  # finished by another run while we got here
+                        record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite)"))
+                    elif video:
+                        res = _restore_video_file(
+                            src, dst, restorer, tile, overlap, smooth, quality, t0, bar is not None
+                        )
+                        record(res)
+                    else:
+                        record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0, bar is not None))
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     return summary
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class _OutputLock:
+    """A lock file beside an output while one run writes it, so two runs writing into one folder at once never
+    write the same file twice or half: the second leaves it to the first. A lock left by a run that was killed
+    (its process is gone) is taken over, and so are the temporary files it left; an unwritable folder is
+    reported by the write itself, not here.
+
+    ``owner`` is the process id of the run that holds the lock, or ``None`` when this run got it.
+    """
+
+    def __init__(self, dst: Path) -> None:
+        self.dst, self.path, self.owner, self.held = dst, dst.parent / hidden_name(dst, ".lock"), None, False
+
+    def __enter__(self) -> _OutputLock:
+        try:
+            self.dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return self
+        self.sweep(self.dst)
+        mine = self.path.with_name(f"{self.path.name}.{os.getpid()}")
+        try:  # the lock appears with its content at once (a hard link), so no run ever reads it empty
+            mine.write_text(str(os.getpid()))
+        except OSError:  # e.g. a read-only folder: the write reports it
+            return self
+        try:
+            return self._take(mine)
+        finally:
+            mine.unlink(missing_ok=True)
+
+    def _take(self, mine: Path) -> _OutputLock:
+        for _ in range(2):
+            try:
+                os.link(mine, self.path)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and _alive(pid):
+                    self.owner = pid
+                    return self
+                self.path.unlink(missing_ok=True)  # stale: its run was killed
+                continue
+            except OSError:  # no hard links on this file system: go without a lock
+                return self
+            self.held = True
+            for stale in self.dst.parent.glob(glob.escape(temp_prefix(self.dst)) + "*.part"):
+                stale.unlink(missing_ok=True)  # half-written files of a killed run
+            return self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def sweep(dst: Path) -> None:
+        """Remove the lock files a killed run left beside ``dst`` (it may have finished the file itself)."""
+        lock = dst.parent / hidden_name(dst, ".lock")
+        for p in [lock, *dst.parent.glob(glob.escape(lock.name) + ".*")]:
+            try:  # the lock holds its run's process id; a run's own staging file carries it in its name
+                pid = int(p.read_text().strip()) if p == lock else int(p.name.rsplit(".", 1)[1])
+            except (OSError, ValueError):
+                continue
+            if pid != os.getpid() and not _alive(pid):
+                p.unlink(missing_ok=True)
 
 
 class _TileBar:

@@ -477,13 +477,30 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------- #
 # writing
 # --------------------------------------------------------------------------------------------- #
+def hidden_name(path: str | os.PathLike, suffix: str) -> str:
+    """``.NAME<suffix>``: the name of a hidden helper file of ``path`` (its temporary file, its lock), shortened
+    with a hash when ``NAME`` is so long that the helper's name would pass the 255-byte limit of file names."""
+    import hashlib
+
+    name = Path(path).name
+    if len(name.encode()) + len(suffix.encode()) > 200:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = name.encode()[:80].decode(errors="ignore") + "~" + digest
+    return f".{name}{suffix}"
+
+
+def temp_prefix(path: str | os.PathLike) -> str:
+    """Prefix of the temporary files :func:`save_image` writes before renaming them over ``path``."""
+    return hidden_name(path, ".")
+
+
 def _atomic_write(path: Path, write) -> None:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it over ``path``."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ImageWriteError(f"{path}: output folder {folder} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=folder)
     except PermissionError:
         raise ImageWriteError(f"{path}: cannot write (folder {folder} is not writable)") from None
     except OSError as e:
@@ -493,6 +510,8 @@ def _atomic_write(path: Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            if os.fstat(f.fileno()).st_size != f.tell():  # belt and braces: every byte reached the disk
+                raise ImageWriteError(f"{path}: cannot write (short write: the disk may be full)")
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
     except ImageWriteError:
@@ -620,10 +639,14 @@ def save_image(
         params["exif"] = exif
 
     def _write(f) -> None:
+        # encode in memory first: Pillow's encoders write straight to a file descriptor and ignore short
+        # writes, so a full disk left a truncated JPEG that looked written; a Python file object raises instead
+        data = _io.BytesIO()
         try:
-            im.save(f, format=_FORMAT_TO_PIL[fmt], **params)
+            im.save(data, format=_FORMAT_TO_PIL[fmt], **params)
         except (ValueError, TypeError, KeyError) as e:
             raise ImageWriteError(f"{path}: encoder failed ({e})") from None
+        f.write(data.getbuffer())
 
     _atomic_write(path, _write)
     return path

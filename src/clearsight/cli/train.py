@@ -95,6 +95,9 @@ def add_adapt(sub) -> None:
         "8 of your training images are restored as 'restore' runs them and the teacher with the lowest mean "
         "NIQE + BRISQUE/10 is kept (the unadapted model if adapting never helped; about 1.5 s per image and check)",
     )
+    ad.add_argument(
+        "--ckpt-every", type=int, default=50, metavar="N", help="write the resume checkpoint every N iterations (50)"
+    )
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ad.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -142,7 +145,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         model=args.model, target=args.target, out=args.out, method=args.method, iters=args.iters, clean=args.clean,
         size=args.size, batch=args.batch, lr=args.lr, ema=args.ema, eval_every=args.eval_every, seed=args.seed,
         amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
-        quality=args.quality, views=args.views, strengths=strengths, keep=args.keep,
+        quality=args.quality, views=args.views, strengths=strengths, keep=args.keep, ckpt_every=args.ckpt_every,
     )  # fmt: skip
     res = adapt(cfg, progress=not args.quiet)
     first, last = res["history"][0], res["history"][-1]
