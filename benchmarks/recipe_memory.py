@@ -4,7 +4,7 @@
 
 Each recipe runs one iteration as ``clearsight train RECIPE optim.iterations=1 amp=...`` in its own process
 (validation and ``model.init`` off: neither changes the training step's memory) with the default memory budget
-(80% of the available memory), so a batch that would not fit runs as micro-batches. Recorded per run: the
+(60% of the available memory), so a batch that would not fit runs as micro-batches. Recorded per run: the
 trainer's plan (``out/memory.json``: micro-batches, the measured fixed and per-sample need), the peak resident
 memory of the training process, the peak of the whole process tree (``/usr/bin/time``'s maximum resident size,
 which includes the largest loader process), the time of the iteration, and what the whole batch would need
@@ -72,7 +72,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "# Peak memory of the training recipes (one iteration)",
         "",
         f"`python benchmarks/recipe_memory.py --data ../shared/data` on {meta['cpu']}, {meta['cores']} cores, "
-        f"{meta['memory_gb']:.0f} GB; default budget (80% of available memory).",
+        f"{meta['memory_gb']:.0f} GB; default budget (60% of available memory).",
         "",
         "| recipe | precision | batch | micro-batches | per sample | peak (training process) | peak (with loader) "
         "| whole batch would need | one iteration |",

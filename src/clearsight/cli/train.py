@@ -25,7 +25,7 @@ def add_train(sub) -> None:
         "--max-memory",
         metavar="SIZE",
         help="memory budget of the training process, e.g. 8G; a batch that would not fit runs as micro-batches with "
-        "the same gradient ('off': never split; default: the config's max_memory, auto = 80%% of available memory)",
+        "the same gradient ('off': never split; default: the config's max_memory, auto = 60%% of available memory)",
     )
     tr.set_defaults(_run=run_train)
 

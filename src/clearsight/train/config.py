@@ -121,7 +121,7 @@ class OptimConfig:
 class TrainConfig:
     """A whole training run. ``out`` holds checkpoints, logs and the exported weights.
 
-    ``max_memory``: the training process's memory budget, ``auto`` (80% of the memory available at the start),
+    ``max_memory``: the training process's memory budget, ``auto`` (60% of the memory available at the start),
     ``off``, or a size such as ``8G``; a batch that would not fit runs as micro-batches with the same gradient
     (:mod:`clearsight.train.memory`).
     """
