@@ -43,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
         quiet=True,
         weights=None,
         precision="auto",
-        max_pixels=300_000,
+        max_pixels=None,
         tta=False,
     )
     code = run_restore(ns)

@@ -65,10 +65,10 @@ def add_restore(sub) -> None:
     r.add_argument(
         "--max-pixels",
         type=int,
-        default=300_000,
+        default=None,
         metavar="N",
         help="learned models: restore at most N pixels at once, larger images through guided upsampling; "
-        "0 for full resolution (slower) (default: 300000)",
+        "0 for full resolution (slower) (default: 300000; denoisers always run at full resolution)",
     )
     r.add_argument(
         "--affine",
@@ -124,7 +124,9 @@ def _restorer(args: argparse.Namespace):
     from .._errors import ClearsightError
     from ..models import create_model, load_restorer, model_info
 
-    opts = {"precision": args.precision, "max_pixels": args.max_pixels or None}
+    opts = {"precision": args.precision}
+    if args.max_pixels is not None:  # else the model's default (MAX_PIXELS_DEFAULTS)
+        opts["max_pixels"] = args.max_pixels or None
     affine = getattr(args, "affine", None)
     if affine is not None:
         opts["affine"] = affine or None

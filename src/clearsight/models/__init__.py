@@ -35,6 +35,7 @@ __all__ = [
     "load_restorer",
     "weights_file",
     "AFFINE_DEFAULTS",
+    "MAX_PIXELS_DEFAULTS",
 ]
 
 
@@ -76,6 +77,12 @@ def weights_file(model: str):
     return WEIGHTS_DIR / f"{arch}_{tag}.safetensors"
 
 
+#: Default ``max_pixels`` per architecture where it differs from NetworkRestorer's 300000: a denoiser runs at full
+#: resolution (a reduced pass carried back by guided upsampling would bring the input's noise back with it).
+MAX_PIXELS_DEFAULTS: dict[str, int | None] = {"ffdnet": None}
+#: Context in pixels around each tile per architecture where it differs from NetworkRestorer's 32.
+HALO_DEFAULTS: dict[str, int] = {"ffdnet": 48}
+
 #: Default window radius (fraction of the shorter side) of the locally affine projection per architecture: on for
 #: the dehazing networks, off for the all-in-one one (see :mod:`clearsight.models.learned` and ``docs/learned.md``).
 AFFINE_DEFAULTS: dict[str, float] = {"corun": 0.07, "rsr": 0.07}
@@ -100,8 +107,13 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
         meta = read_metadata(weights)
         net = build_arch(meta["arch"], **json.loads(meta.get("args", "{}")))
     name = name or meta.get("name") or Path(weights).stem
+    arch = meta.get("arch", "")
     if "affine" not in overrides:
-        overrides["affine"] = AFFINE_DEFAULTS.get(meta.get("arch", ""))
+        overrides["affine"] = AFFINE_DEFAULTS.get(arch)
+    if "max_pixels" not in overrides and arch in MAX_PIXELS_DEFAULTS:
+        overrides["max_pixels"] = MAX_PIXELS_DEFAULTS[arch]
+    if "halo" not in overrides and arch in HALO_DEFAULTS:
+        overrides["halo"] = HALO_DEFAULTS[arch]
     return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
 
 
