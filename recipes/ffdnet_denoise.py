@@ -209,7 +209,7 @@ def main() -> None:
     log = open(out / "log.csv", "a", newline="")
     writer = csv.writer(log)
     t0, t_last = time.time(), time.time()
-    meta = dict(recipe=f"python recipes/ffdnet_denoise.py --preset {args.preset} --batch {args.batch} --crop "
+    meta = dict(recipe=f"recipes/ffdnet_denoise.py --preset {args.preset} --batch {args.batch} --crop "
                 f"{args.crop} --lr {args.lr} --seed {args.seed}", train=list(TRAIN_FOLDERS),
                 validation=f"every {VAL_EVERY}th of clean/BSDS500, sigma {VAL_SIGMAS}")  # fmt: skip
     for it in range(start, args.iters):

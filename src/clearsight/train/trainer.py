@@ -331,10 +331,17 @@ class Trainer:
             x = b["degraded"]
             return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
 
+        def probe_loss(pred, b: dict[str, torch.Tensor]) -> torch.Tensor:
+            try:
+                return self.loss(pred, b)[0]
+            except ValueError:  # a term that needs a whole batch (UDAIR's cross-sample contrast needs two
+                image = pred if isinstance(pred, torch.Tensor) else pred["image"]  # samples of every task)
+                return (image.float() - b["clean"]).abs().mean()
+
         def step(model: nn.Module, b: dict[str, torch.Tensor]) -> None:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
                 pred = _TrainForward(model)(inputs(b))
-            self.loss(pred, b)[0].backward()
+            probe_loss(pred, b).backward()
 
         def loss_pass(n: int) -> None:
             one = {k: v[:1] for k, v in probe_batch.items()}
@@ -346,7 +353,7 @@ class Trainer:
             else:
                 pred = {k: rep(v).requires_grad_(v.is_floating_point()) if isinstance(v, torch.Tensor) else v
                         for k, v in pred.items()}  # fmt: skip
-            self.loss(pred, {k: rep(v) for k, v in one.items()})[0].backward()
+            probe_loss(pred, {k: rep(v) for k, v in one.items()}).backward()
 
         params = sum(p.numel() * p.element_size() for p in self.model.parameters())
         plan = memory.plan(self.model, probe_batch, cfg.data.batch, budget, step, loss_pass, extra_bytes=3 * params)
