@@ -75,7 +75,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"{meta['memory_gb']:.0f} GB; default budget (60% of available memory).",
         "",
         "| recipe | precision | batch | micro-batches | per sample | peak (training process) | peak (with loader) "
-        "| whole batch would need | one iteration |",
+        "| whole batch would need (estimate) | one iteration |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
