@@ -183,12 +183,12 @@ def restore_files(
 
     out_real = os.path.realpath(outdir)
     folders = [os.path.realpath(p) for p in inputs if Path(p).is_dir()]
-    for folder, item in zip(folders, [p for p in inputs if Path(p).is_dir()]):
-        if folder == out_real:  # every result would land beside (or onto) its input, and a re-run would
-            raise ClearsightError(  # take the results for inputs
-                f"{outdir}: the output folder is the input folder {item}; choose another output folder "
-                f"(a sub-folder such as {Path(item) / 'restored'} works)"
-            )
+    if out_real in folders:  # every result would land beside (or onto) its input; a re-run would take them for inputs
+        item = next(p for p in inputs if Path(p).is_dir() and os.path.realpath(p) == out_real)
+        raise ClearsightError(
+            f"{outdir}: the output folder is the input folder {item}; choose another output folder "
+            f"(a sub-folder such as {Path(item) / 'restored'} works)"
+        )
     pairs, errors = collect_inputs(inputs, recursive)
 
     # an output folder inside an input folder must not feed earlier results back in on a re-run: files found

@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 #: Share of the available memory that the default budget (``max_memory: auto``) allows: 0.8 let a 20-iteration
-#: float32 run of corun_haze (peak 17.8 GB as planned) be killed once its loader process and the rest of the
-#: machine grew; 0.6 leaves room for them.
+#: float32 run of corun_haze (planned peak 17.6 GB, 17.0 GB resident when killed) be killed once its loader and the
+#: rest of the machine grew; 0.6 leaves room for them.
 AUTO_SHARE = 0.6
 #: Measured needs are multiplied by this before they are compared with the budget (allocator slack).
 SAFETY = 1.2
@@ -270,14 +270,16 @@ def plan(
     batch: int,
     budget: int | None,
     step: Callable[[nn.Module, dict[str, torch.Tensor]], None],
-    loss_pass: Callable[[int], None],
+    loss_pass: Callable[[nn.Module, int], None],
     extra_bytes: int = 0,
 ) -> MemoryPlan:
     """Measure a forward and backward pass of one and two samples of ``probe_batch`` on a copy of ``model``
     (``step(copy, batch_of_n)``) and choose the micro-batches of ``batch`` that keep the peak within ``budget``.
 
-    ``extra_bytes`` is memory the run will add later (optimiser state, gradients); ``loss_pass(batch)`` runs the
-    whole-batch loss pass, measured only when the batch has to be split. Raises a one-line
+    ``extra_bytes`` is memory the run will add later (optimiser state, gradients); ``loss_pass(copy, batch)`` runs
+    the whole-batch loss pass, measured only when the batch has to be split. Both passes run on the copy with the
+    random state restored afterwards, so batch-norm statistics, codebooks and dropout draws of ``model`` are
+    untouched. Raises a one-line
     :class:`ClearsightError` when even one sample does not fit.
     """
     plan_ = MemoryPlan(budget=budget, batch=batch, micro=[batch])
@@ -296,14 +298,21 @@ def plan(
     base = resident_memory()
     try:
         needs = measure_pass(run, (1, 2) if probe_batch["degraded"].shape[0] >= 2 else (1,), base)
+        if needs is not None:
+            _choose(plan_, needs, base or 0, budget, extra_bytes, lambda n: loss_pass(probe, n))
     finally:
         torch.set_rng_state(rng)
-    probe = None  # free the copy before training starts
+        probe = None  # free the copy before training starts
     if needs is None:
         plan_.note = "peak memory cannot be measured on this system"
-        return plan_
+    return plan_
+
+
+def _choose(plan_: MemoryPlan, needs: dict[int, int], base: int, budget: int, extra_bytes: int, loss_pass) -> None:
+    """Fill ``plan_`` from the measured ``needs``: the largest micro-batch that fits, and the loss pass's need."""
+    batch = plan_.batch
     plan_.measured = True
-    plan_.baseline = base or 0
+    plan_.baseline = base
     per = max(needs.get(2, needs[1]) - needs[1], needs[1] // 4) if 2 in needs else needs[1]
     plan_.per_sample, plan_.fixed = per, max(0, needs[1] - per)
     room = budget - plan_.baseline - extra_bytes
@@ -327,7 +336,6 @@ def plan(
                 f"memory budget of {format_size(budget)} allows: lower data.batch or data.crop"
             )
     plan_.predicted_peak = plan_.baseline + extra_bytes + max(need(plan_.micro[0]), int(SAFETY * plan_.loss_pass))
-    return plan_
 
 
 def record(plan_: MemoryPlan, path: str | os.PathLike, **extra: Any) -> None:

@@ -36,7 +36,8 @@ from ..models.learned import _bf16_ok
 from .config import TrainConfig, config_to_dict
 from .data import IterationBatches, build_train_dataset, build_val_items
 from .losses import RestorationLoss
-from .memory import MemoryPlan, accumulate, peak_memory, resolve_budget
+from .memory import MemoryPlan, accumulate, peak_memory, record, resolve_budget
+from .memory import plan as plan_memory
 
 __all__ = ["Trainer", "train"]
 
@@ -311,8 +312,6 @@ class Trainer:
     # -------------------------------------------------------------------------------------- memory
     def plan_memory(self, dataset) -> MemoryPlan:
         """Measure one micro-batch and choose how the batch runs within the budget (see :mod:`.memory`)."""
-        from . import memory
-
         cfg = self.cfg
         budget = resolve_budget(self.max_memory)
         if budget is not None and str(self.max_memory).lower() == "auto" and self.world > 1:
@@ -343,10 +342,10 @@ class Trainer:
                 pred = _TrainForward(model)(inputs(b))
             probe_loss(pred, b).backward()
 
-        def loss_pass(n: int) -> None:
+        def loss_pass(model: nn.Module, n: int) -> None:
             one = {k: v[:1] for k, v in probe_batch.items()}
             with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                pred = _TrainForward(self.model)(inputs(one))
+                pred = _TrainForward(model)(inputs(one))
             rep = lambda v: v.repeat(n, *([1] * (v.dim() - 1))) if v.dim() else v  # noqa: E731
             if isinstance(pred, torch.Tensor):
                 pred = rep(pred).requires_grad_(True)
@@ -356,7 +355,7 @@ class Trainer:
             probe_loss(pred, {k: rep(v) for k, v in one.items()}).backward()
 
         params = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        plan = memory.plan(self.model, probe_batch, cfg.data.batch, budget, step, loss_pass, extra_bytes=3 * params)
+        plan = plan_memory(self.model, probe_batch, cfg.data.batch, budget, step, loss_pass, extra_bytes=3 * params)
         previous = self.out / "memory.json"
         if self.start and previous.is_file():  # a resumed run keeps its micro-batches (exact resume) if they fit
             old = json.loads(previous.read_text())
@@ -378,8 +377,6 @@ class Trainer:
         dataset = build_train_dataset(cfg.data, cfg.seed)
         self.plan = self.plan_memory(dataset)
         if self.rank == 0:
-            from .memory import record
-
             print(self.plan.describe(), file=sys.stderr, flush=True)
             record(self.plan, self.out / "memory.json")
         val_items = build_val_items(cfg.data, cfg.seed) if self.rank == 0 else []
@@ -463,8 +460,6 @@ class Trainer:
         finished = reached >= total
         summary = {"iterations": reached, "finished": finished, "last": last, "peak_memory": peak_memory()}
         if self.rank == 0 and self.plan is not None:
-            from .memory import record
-
             record(self.plan, self.out / "memory.json", peak_rss=summary["peak_memory"])
         if finished:
             summary.update(self._finish())
