@@ -19,7 +19,6 @@ import time
 import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from conftest import hazy_scene, run_cli, to_u8
@@ -344,4 +343,3 @@ def test_io_fault_helpers_are_sound(monkeypatch):
     assert Image.open(io.BytesIO(_png_bomb(100_000, 100_000))).size == (100_000, 100_000)
     assert Image.open(io.BytesIO(_jpeg_bomb())).size == (65000, 65000)
     assert Image.open(io.BytesIO(_tiff_bomb())).size[0] >= 65535
-    assert cv2 is not None
