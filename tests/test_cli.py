@@ -426,13 +426,14 @@ def test_out_of_memory_is_one_failed_file_not_a_kill_or_a_traceback(tmp_path):
     import resource
 
     def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_DATA, (int(1.5 * 2**30), int(1.5 * 2**30)))
+        resource.setrlimit(resource.RLIMIT_DATA, (int(2.5 * 2**30), int(2.5 * 2**30)))
 
     big = tmp_path / "big.png"
-    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 255, (1400, 1000, 3), dtype=np.uint8))
+    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 255, (2000, 1500, 3), dtype=np.uint8))
     _good(tmp_path, "small.png")
     cmd = [sys.executable, "-m", "clearsight", "restore", str(big), str(tmp_path / "small.png"), "-o",
-           str(tmp_path / "out"), "-m", "corun.haze", "--max-pixels", "0", "--precision", "fp32", "-q"]  # fmt: skip
+           str(tmp_path / "out"), "-m", "corun.haze", "--max-pixels", "0", "--tile", "0", "--precision", "fp32",
+           "-q"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap, timeout=600)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "big.png: out of memory" in r.stderr and "restored 1, skipped 0, failed 1" in r.stdout

@@ -19,7 +19,7 @@ from .infer import IMAGE_EXTENSIONS, restore_array
 from .io import WRITABLE_FORMATS, extension_for_format, hidden_name, load_image, save_image, temp_prefix
 from .models import create_model
 from .priors.base import Restorer
-from .runtime import is_out_of_memory
+from .runtime import is_out_of_memory, release_memory
 from .video import VIDEO_EXTENSIONS, is_video, restore_video, video_output_suffix
 
 __all__ = ["FileResult", "Summary", "collect_inputs", "restore_files"]
@@ -383,6 +383,7 @@ def _restore_video_file(
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise
+        release_memory()
         msg = f"{src}: out of memory; try a smaller --tile"
         return FileResult(str(src), str(dst), "failed", msg, seconds=time.perf_counter() - t0)
     msg = f"{info['frames']} frames at {info['fps']:.3g} fps"
@@ -426,6 +427,7 @@ def _restore_one(
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise
+        release_memory()
         return FileResult(
             str(src),
             str(dst),

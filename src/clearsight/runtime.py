@@ -24,6 +24,7 @@ __all__ = [
     "tune_allocator",
     "limit_memory",
     "is_out_of_memory",
+    "release_memory",
     "available_memory",
     "resident_memory",
     "peak_memory",
@@ -89,9 +90,27 @@ def limit_memory(nbytes: int | None) -> int | None:
     return nbytes
 
 
+#: How a failed allocation reads in torch's errors: its allocator's, and oneDNN's when the workspace of a
+#: convolution cannot be allocated (under a memory cap it fails that way about half the time).
+_OOM_MESSAGES = ("can't allocate memory", "could not create a primitive")
+
+
+def release_memory() -> None:
+    """Give the heap's free memory back to the system (glibc ``malloc_trim``), after a failed allocation: the
+    tuned allocator (:func:`tune_allocator`) keeps freed blocks, which under a memory cap would leave the next
+    file no room. A no-op outside glibc."""
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        try:
+            _libc().malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is a failed allocation (Python's ``MemoryError`` or torch's allocator error)."""
-    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+    """Whether ``error`` is a failed allocation (Python's ``MemoryError`` or torch's or oneDNN's allocation error)."""
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and any(m in str(error) for m in _OOM_MESSAGES)
+    )
 
 
 def _proc_field(path: str, key: str) -> int | None:
