@@ -78,3 +78,31 @@ def test_tune_allocator_sets_glibc_thresholds_once_and_can_be_turned_off(monkeyp
     monkeypatch.setattr(rt, "_TUNED", None)
     monkeypatch.setattr(rt.platform, "libc_ver", lambda: ("", ""))  # musl, macOS: nothing to tune
     assert rt.tune_allocator() is False and len(calls) == 2
+
+
+def test_synthesis_runs_on_one_thread_and_gives_the_thread_count_back(tmp_path, monkeypatch):
+    # torch 2.13 sometimes computes exp of the second thread's half with a ~1e-4 error, which made `synth`
+    # outputs differ between processes; synthesis therefore runs on one intra-op thread
+    import torch
+
+    from clearsight.degrade import ops, writer
+
+    seen = []
+    real = ops.day_haze
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ops, "day_haze", spy)
+    (tmp_path / "clean").mkdir()
+    from conftest import hazy_scene, to_u8
+
+    cs.save_image(tmp_path / "clean" / "a.png", to_u8(hazy_scene(40, 48)[0]))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        writer.synthesize("day_haze", tmp_path / "clean", tmp_path / "out", size=48, progress=False)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -15,6 +15,7 @@ outside Linux with glibc, or when the environment variable ``CLEARSIGHT_MALLOC``
 from __future__ import annotations
 
 import ctypes
+import contextlib
 import os
 import platform
 import sys
@@ -28,6 +29,7 @@ __all__ = [
     "available_memory",
     "resident_memory",
     "peak_memory",
+    "one_thread",
 ]
 
 #: ``mallopt`` parameters (``malloc.h``).
@@ -137,3 +139,22 @@ def resident_memory() -> int | None:
 def peak_memory() -> int | None:
     """This process's peak resident memory (``VmHWM``) since it started or since the last reset."""
     return _proc_field("/proc/self/status", "VmHWM")
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run torch's CPU operators on one intra-op thread inside the block, for bit-reproducible outputs.
+
+    With two threads, torch 2.13 sometimes (about one process in five) computes ``exp`` of the second
+    thread's half of a tensor with an error near 1e-4, so the same seed gave different 16-bit PNGs from run
+    to run; with one thread the result is the same in every process. ``clearsight synth`` runs under it: its
+    images are small, so the second thread bought little.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)

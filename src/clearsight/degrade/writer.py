@@ -27,6 +27,7 @@ import torch
 
 from .._errors import ClearsightError
 from ..io import load_image, save_image, to_array
+from ..runtime import one_thread
 from .dataset import image_files
 from .depth import estimate_depth_np, random_depth
 from .pipeline import Degrader, params_to_json
@@ -65,6 +66,7 @@ def _clean_files(clean: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return files
 
 
+@one_thread()
 def synthesize(
     preset: str,
     clean: Sequence[str | os.PathLike] | str | os.PathLike,
@@ -170,6 +172,7 @@ def _load(path: Path) -> np.ndarray:
     return rec.rgb.astype(np.float32) / scale
 
 
+@one_thread()
 def synthesize_dynamic(
     clean: Sequence[str | os.PathLike] | str | os.PathLike,
     out: str | os.PathLike,
