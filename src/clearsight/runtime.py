@@ -14,8 +14,8 @@ outside Linux with glibc, or when the environment variable ``CLEARSIGHT_MALLOC``
 
 from __future__ import annotations
 
-import ctypes
 import contextlib
+import ctypes
 import os
 import platform
 import sys
