@@ -6,9 +6,9 @@ from conftest import hazy_scene, scene, to_u8
 import clearsight as cs
 from clearsight.infer import restore_array, tile_starts
 from clearsight.metrics import psnr
-from clearsight.priors import Auto, estimate_airlight_np, scene_stats_np
+from clearsight.priors import ClassicalAuto, estimate_airlight_np, scene_stats_np
 
-CLASSICAL = ["dcp", "dcp-night", "dcp-dust", "auto"]
+CLASSICAL = ["dcp", "dcp-night", "dcp-dust", "dcp-auto", "auto"]
 
 
 @pytest.mark.parametrize("name", CLASSICAL)
@@ -85,12 +85,12 @@ def test_restore_api_and_auto_choices():
     dark = to_u8(scene(80, 100) * 0.15)
     yellow = to_u8(np.clip(hazy_scene(80, 100, airlight=(0.9, 0.7, 0.35))[0] * [1.0, 0.85, 0.55], 0, 1))
     day = to_u8(hazy_scene(80, 100)[0])
-    auto = Auto()
+    auto = ClassicalAuto()
     picks = [auto.prepare(a.astype(np.float32) / 255).method for a in (dark, yellow, day)]
     assert picks == ["dcp-night", "dcp-dust", "dcp"]
     stats = scene_stats_np(yellow.astype(np.float32) / 255)
     assert stats.cast_b > 25
-    out = cs.restore(torch.from_numpy(day).permute(2, 0, 1)[None].float() / 255, model="auto")
+    out = cs.restore(torch.from_numpy(day).permute(2, 0, 1)[None].float() / 255, model="dcp-auto")
     assert out.shape == (1, 3, 80, 100)
 
 

@@ -89,7 +89,7 @@ def test_restore_cli_on_a_video_keeps_frames_size_and_fps_and_never_overwrites(t
     _write_clip(src, frames, fps=15)
     before = src.read_bytes()
     report = tmp_path / "r.json"
-    r = run_cli("restore", str(src.parent), "-o", str(tmp_path / "out"), "-q", "--json", str(report))
+    r = run_cli("restore", str(src.parent), "-o", str(tmp_path / "out"), "-q", "--json", str(report), "-m", "dcp-auto")
     assert r.returncode == 0, r.stderr
     out, fps = _read_clip(tmp_path / "out" / "clip.mp4")
     assert len(out) == 6 and out[0].shape == (64, 80, 3) and abs(fps - 15) < 0.01
@@ -97,7 +97,8 @@ def test_restore_cli_on_a_video_keeps_frames_size_and_fps_and_never_overwrites(t
     # dehazed: the dark channel (per-pixel channel minimum) drops
     assert np.mean([o.min(2).mean() for o in out]) < np.mean([i.min(2).mean() for i in inp]) - 0.05
     rows = json.loads(report.read_text())
-    assert rows[0]["status"] == "done" and rows[0]["method"].startswith("auto->") and "6 frames" in rows[0]["message"]
+    assert rows[0]["status"] == "done" and rows[0]["method"].startswith("dcp-auto->")
+    assert "6 frames" in rows[0]["message"]
     assert src.read_bytes() == before
     r2 = run_cli("restore", str(src), "-o", str(tmp_path / "out"), "-q")
     assert r2.returncode == 0 and "skipped 1" in r2.stdout

@@ -21,7 +21,7 @@ import torch
 
 from ._checks import check_image
 from .models import create_model
-from .priors.base import Restorer, RestorerState, make_preview
+from .priors.base import Restorer, RestorerState
 
 __all__ = [
     "AUTO_TILE_PIXELS",
@@ -116,7 +116,7 @@ def restore_array(
     h, w = arr.shape[:2]
     scale = _scale_of(arr.dtype)
     if state is None:
-        state = restorer.prepare(make_preview(arr))
+        state = restorer.prepare_image(arr)
     if tile is None:
         limit = getattr(restorer, "auto_tile_pixels", None) or AUTO_TILE_PIXELS
         tile = DEFAULT_TILE if h * w > limit else 0

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._errors import ClearsightError
 from .infer import restore_array
-from .priors.base import Restorer, RestorerState, make_preview
+from .priors.base import Restorer, RestorerState
 
 __all__ = ["VIDEO_EXTENSIONS", "is_video", "video_output_suffix", "iter_frames", "smooth_state", "restore_video"]
 
@@ -161,11 +161,11 @@ def restore_video(
         bar = tqdm(total=total or None, unit="frame", desc=src.name[:30], position=1, leave=False, dynamic_ncols=True)
     try:
         for _, rgb in iter_frames(src):
-            new = restorer.prepare(make_preview(rgb))
-            if frames == 0 and getattr(restorer, "choices", None) and new.method in restorer.choices:
+            new = restorer.prepare_image(rgb)
+            if frames == 0 and hasattr(restorer, "freeze"):
                 # auto: keep the first frame's pick for the whole clip (switching methods would flicker)
                 method = f"{restorer.name}->{new.method}"
-                restorer, new = restorer.choices[new.method], new.inner
+                restorer, new = restorer.freeze(new)
             state = smooth_state(state, new, smooth)
             out, _ = restore_array(rgb, restorer, tile, overlap, state=state)
             if writer is None:

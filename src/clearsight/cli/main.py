@@ -27,6 +27,7 @@ _SUBCOMMANDS = (
     demo.add_demo,
     train.add_train,
     identify.add_identify,
+    identify.add_judge,
     irp.add_rank,
     irp.add_select,
     irp.add_advise,

@@ -116,11 +116,10 @@ class IRPLabels:
 
 
 def _dehaze(x: np.ndarray) -> np.ndarray:
-    from ..priors.base import make_preview
     from ..priors.dcp import DCP
 
     r = DCP()
-    return np.clip(r.process(x, r.prepare(make_preview(x))), 0, 1).astype(np.float32)
+    return np.clip(r.process(x, r.prepare_image(x)), 0, 1).astype(np.float32)
 
 
 def _to_np(x: torch.Tensor) -> np.ndarray:

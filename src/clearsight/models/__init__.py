@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .._errors import ClearsightError
 from .._registry import Registry
-from ..priors.auto import Auto
+from ..priors.auto import ClassicalAuto
 from ..priors.base import Restorer
 from ..priors.dcp import DCP
 from ..priors.dust import DustDCP
@@ -46,7 +46,8 @@ class ModelInfo:
     Attributes:
         name: registry name.
         description: one line for ``clearsight models``.
-        kind: ``classical`` (training-free) or ``learned``.
+        kind: ``classical`` (training-free), ``learned`` or ``combined`` (``auto``: recognition, then classical
+            and learned restorers).
         factory: builds the restorer; keyword arguments override its configuration.
     """
 
@@ -58,7 +59,17 @@ class ModelInfo:
 
 MODELS: Registry[ModelInfo] = Registry("model")
 
-for _cls in (Auto, DCP, NightDCP, DustDCP):
+
+def _auto(**overrides) -> Restorer:
+    from .auto import Auto
+
+    return Auto(**overrides)
+
+
+MODELS.register("auto", ModelInfo("auto", (
+    "recognises what a photo needs (noise, low light, haze, night haze, sand-dust) and restores only that; a clean "
+    "photo is left unchanged; each step is checked for harm"), "combined", _auto))  # fmt: skip
+for _cls in (ClassicalAuto, DCP, NightDCP, DustDCP):
     MODELS.register(_cls.name, ModelInfo(_cls.name, _cls.description, "classical", _cls))
 
 

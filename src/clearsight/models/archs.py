@@ -60,6 +60,13 @@ def _ffdnet(preset: str | None = None, **args):
     return FFDNet(_config(FFDNetConfig, preset, "FFDNet"), **args)
 
 
+@ARCHS.register("lowlight")
+def _lowlight(preset: str | None = None, **args):
+    from .lowlight import LowLightConfig, LowLightNet
+
+    return LowLightNet(_config(LowLightConfig, preset, "LowLight"), **args)
+
+
 @ARCHS.register("degclass")
 def _degclass(**args):
     from .degclass import DegradationClassifier

@@ -80,7 +80,8 @@ class NetworkRestorer(Restorer):
     Args:
         net: the network; ``net(x)`` maps ``(B, 3, H, W)`` in [0, 1] to the restored image. If it has an
             ``estimate_airlight`` hook (CORUN with ``airlight="estimate"``), the airlight is estimated once
-            on the preview, so every tile uses the same one.
+            on the preview, so every tile uses the same one; likewise an ``estimate_globals`` hook (the
+            low-light enhancer's exposure), passed back as ``net(x, globals_=...)``.
         name: registry name (for reports); description: one line.
         precision: ``auto``, ``bf16`` or ``fp32``.
         max_pixels: restore at most this many pixels at once (see the module notes); ``None``: full size.
@@ -130,8 +131,12 @@ class NetworkRestorer(Restorer):
         bounded already and keeps the engine's default."""
         return None if self.max_pixels else 1_500_000
 
-    def _run(self, x: torch.Tensor, airlight: torch.Tensor | None) -> torch.Tensor:
+    def _run(
+        self, x: torch.Tensor, airlight: torch.Tensor | None, globals_: torch.Tensor | None = None
+    ) -> torch.Tensor:
         kwargs = {"airlight": airlight} if airlight is not None else {}
+        if globals_ is not None:
+            kwargs["globals_"] = globals_
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             if self.bf16:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -146,7 +151,10 @@ class NetworkRestorer(Restorer):
             a = hook(torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None])
             if a is not None:
                 params["airlight"] = a[0, :, 0, 0].tolist()
-        reason = f"airlight {np.round(params['airlight'], 3).tolist()}" if params else ""
+        hook = getattr(self.net, "estimate_globals", None)
+        if hook is not None:
+            params["globals"] = hook(torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None])[0].tolist()
+        reason = f"airlight {np.round(params['airlight'], 3).tolist()}" if "airlight" in params else ""
         return RestorerState(self.name, reason, params)
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
@@ -161,7 +169,9 @@ class NetworkRestorer(Restorer):
             low = cv2.resize(x, (lw, lh), interpolation=cv2.INTER_AREA)
         else:
             low = np.ascontiguousarray(x)
-        out = self._run(torch.from_numpy(low).permute(2, 0, 1)[None], air)[0].permute(1, 2, 0).numpy()
+        gl = state.params.get("globals")
+        gl = torch.tensor(gl, dtype=torch.float32)[None] if gl is not None else None
+        out = self._run(torch.from_numpy(low).permute(2, 0, 1)[None], air, gl)[0].permute(1, 2, 0).numpy()
         if not np.isfinite(out).all():
             raise ClearsightError(
                 f"{self.name}: the network produced NaN or infinite values; its weights are broken "

@@ -3,11 +3,11 @@
 * filters: box and guided filters, dark channel, local maximum (torch and NumPy/OpenCV twins);
 * airlight: airlight estimation (robust, He et al., quad-tree);
 * dcp: dark channel prior dehazing; night: night haze with a spatially varying airlight;
-  dust: sand-dust cast removal then DCP; auto: picks one of them per image.
+  dust: sand-dust cast removal then DCP; dcp-auto: picks one of them per image.
 """
 
 from .airlight import estimate_airlight, estimate_airlight_np
-from .auto import Auto, SceneStats, scene_stats_np
+from .auto import ClassicalAuto, SceneStats, scene_stats_np
 from .base import Restorer, RestorerState, make_preview
 from .dcp import DCP, DCPConfig
 from .dust import DustConfig, DustDCP
@@ -24,7 +24,7 @@ from .filters import (
 from .night import NightConfig, NightDCP
 
 __all__ = [
-    "Auto",
+    "ClassicalAuto",
     "DCP",
     "DCPConfig",
     "DarkChannel",

@@ -1,4 +1,4 @@
-"""``auto``: pick the classical restorer from simple scene statistics, and say which and why.
+"""``dcp-auto``: pick the classical restorer from simple scene statistics, and say which and why.
 
 Statistics are taken on a 320-pixel preview:
 
@@ -31,7 +31,7 @@ from .dust import DustDCP, lab_cast_np
 from .filters import dark_channel_np
 from .night import NightDCP
 
-__all__ = ["Auto", "SceneStats", "scene_stats_np"]
+__all__ = ["ClassicalAuto", "SceneStats", "scene_stats_np"]
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,11 @@ def scene_stats_np(x: np.ndarray) -> SceneStats:
     return SceneStats(float(y.mean()), a, b, float(dark_channel_np(p, 7).mean()))
 
 
-class Auto(Restorer):
-    """Choose among ``dcp``, ``dcp-night`` and ``dcp-dust`` per image from :class:`SceneStats`."""
+class ClassicalAuto(Restorer):
+    """Choose among ``dcp``, ``dcp-night`` and ``dcp-dust`` per image from :class:`SceneStats` (the classical
+    baseline of ``auto``, which recognises degradations with :mod:`clearsight.recognise`)."""
 
-    name = "auto"
+    name = "dcp-auto"
     description = "picks dcp, dcp-night or dcp-dust per image from brightness, colour cast and haze score"
 
     night_luminance = 0.32
@@ -92,3 +93,7 @@ class Auto(Restorer):
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
         return self.choices[state.method].process(x, state.inner)
+
+    def freeze(self, state: RestorerState) -> tuple[Restorer, RestorerState]:
+        """The restorer picked for ``state`` and its state: a video keeps its first frame's pick."""
+        return self.choices[state.method], state.inner

@@ -77,13 +77,19 @@ class Restorer:
     def prepare(self, preview: np.ndarray) -> RestorerState:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def prepare_image(self, arr: np.ndarray) -> RestorerState:
+        """The global state of the whole image ``arr`` (any dtype :func:`make_preview` takes): by default
+        :meth:`prepare` on its preview; restorers that also need full-resolution statistics (``auto``'s noise
+        and blur measures) override it."""
+        return self.prepare(make_preview(arr))
+
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # convenience -------------------------------------------------------------------------------
     def restore_np(self, x: np.ndarray) -> tuple[np.ndarray, RestorerState]:
         """Restore one whole float32 ``(H, W, 3)`` image; returns the result and the state used."""
-        state = self.prepare(make_preview(x))
+        state = self.prepare_image(x)
         return self.process(np.ascontiguousarray(x, dtype=np.float32), state), state
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,142 @@
+"""Calibrate and check the judge (``clearsight.judge``): detection of synthetic harms, false alarms on harmless pairs.
+
+    python benchmarks/judge.py --data ../shared/data
+
+Harms of a documented size applied to real clean photos (every 16th of ``clean/BSDS500``, ``clean/SunHays80``,
+``clean/Urban100_x2HR``): each should be found. Harmless pairs, where nothing harmful was done: a JPEG
+re-encoded copy (quality 90), a correctly brightened dark photo (``lowlight/lol_train`` low -> its long exposure),
+a correctly denoised noisy photo (clean photo + Gaussian noise sigma 15 -> the clean photo), a correctly dehazed
+photo (clean photo + uniform haze t = 0.6 -> the clean photo): each should be ``ok``. Writes
+``benchmarks/results/judge.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from clearsight.io import load_image
+from clearsight.judge import THRESHOLDS, judge_np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _files(folder: Path) -> list[Path]:
+    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
+
+
+def _float(p: Path) -> np.ndarray:
+    a = load_image(p).rgb
+    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else float(np.iinfo(a.dtype).max))
+    return np.ascontiguousarray(np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a[..., :3])
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(x, 0, 1) * 255) / 255
+
+
+def _lab_rotate(x: np.ndarray, degrees: float) -> np.ndarray:
+    lab = cv2.cvtColor(x.astype(np.float32), cv2.COLOR_RGB2Lab)
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    a, b = lab[..., 1].copy(), lab[..., 2].copy()
+    lab[..., 1], lab[..., 2] = c * a - s * b, s * a + c * b
+    return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+
+
+def _halo(x: np.ndarray) -> np.ndarray:
+    blur = cv2.GaussianBlur(x, (0, 0), 12)
+    return x + 1.0 * (x - blur)
+
+
+#: Synthetic harms: name -> (expected harm, function, documented size).
+HARMS = {
+    "cast": ("colour_cast", lambda x, r: x * np.array([1.12, 1.0, 0.85], np.float32), "R x1.12, B x0.85"),
+    "hue": ("colour_cast", lambda x, r: _lab_rotate(x, 40), "hue turned 40 degrees"),
+    "noise": ("noise", lambda x, r: x + r.normal(0, 10 / 255, x.shape).astype(np.float32), "Gaussian sigma 10"),
+    "blur": ("detail_lost", lambda x, r: cv2.GaussianBlur(x, (0, 0), 2.5), "Gaussian blur sigma 2.5 px"),
+    "clip": ("clipped", lambda x, r: x * 1.6, "gain 1.6 (highlights clip)"),
+    "over_dehaze": ("over_dehazed", lambda x, r: (x - 0.2) / 0.8, "black point lifted to 0.2"),
+    "haze": ("haze_added", lambda x, r: 0.6 * x + 0.4 * 0.85, "uniform haze t = 0.6, A = 0.85"),
+    "halo": ("halo", lambda x, r: _halo(x), "unsharp mask radius 12 px, amount 1"),
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="the shared data folder")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many photos per source (0: all)")
+    args = ap.parse_args()
+    root = Path(args.data)
+    photos = _files(root / "clean/BSDS500")[::16] + _files(root / "clean/SunHays80")
+    photos += _files(root / "clean/Urban100_x2HR")
+    if args.limit:
+        photos = photos[: args.limit]
+    rng = np.random.default_rng(0)
+    found: dict[str, list[bool]] = {k: [] for k in HARMS}
+    any_found: dict[str, list[bool]] = {k: [] for k in HARMS}
+    harmless: dict[str, list[bool]] = {"reencoded": [], "brightened": [], "denoised": [], "dehazed": []}
+    false_harms: dict[str, dict[str, int]] = {k: {} for k in harmless}
+    t0 = time.perf_counter()
+    n = 0
+
+    def record(kind: str, v) -> None:
+        harmless[kind].append(not v.ok)
+        for h in v.harms:
+            false_harms[kind][h] = false_harms[kind].get(h, 0) + 1
+
+    for p in photos:
+        x = _float(p)
+        for name, (harm, fn, _) in HARMS.items():
+            v = judge_np(_u8(x), _u8(fn(x, rng)))
+            found[name].append(harm in v.harms)
+            any_found[name].append(not v.ok)
+            n += 1
+        u8 = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+        record("reencoded", judge_np(u8, cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]))
+        record("denoised", judge_np(_u8(x + rng.normal(0, 15 / 255, x.shape)), _u8(x)))
+        record("dehazed", judge_np(_u8(0.6 * x + 0.4 * 0.85), _u8(x)))
+        n += 3
+    for p in _files(root / "lowlight/lol_train/low"):
+        record("brightened", judge_np(_float(p), _float(p.parent.parent / "high" / p.name)))
+        n += 1
+    secs = (time.perf_counter() - t0) / max(n, 1)
+    res = {
+        "photos": len(photos),
+        "thresholds": THRESHOLDS,
+        "detection": {k: float(np.mean(v)) for k, v in found.items()},
+        "detection_any_harm": {k: float(np.mean(v)) for k, v in any_found.items()},
+        "false_alarms": {k: float(np.mean(v)) for k, v in harmless.items()},
+        "false_alarm_harms": false_harms,
+        "seconds_per_pair": secs,
+    }
+    res["detection_mean"] = float(np.mean(list(res["detection"].values())))
+    res["false_alarm_mean"] = float(np.mean([x for v in harmless.values() for x in v]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "judge.json").write_text(json.dumps(res, indent=1))
+    lines = ["# Judge: synthetic harms found, harmless pairs passed", "",
+             f"`python benchmarks/judge.py --data ../shared/data` ({len(photos)} real clean photos; "
+             f"{secs * 1000:.0f} ms per pair)", "",
+             "| harm applied | size | expected verdict | found | any harm found |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for k, (harm, _, size) in HARMS.items():
+        lines.append(f"| {k} | {size} | {harm} | {res['detection'][k]:.0%} | {res['detection_any_harm'][k]:.0%} |")
+    lines += ["", "| harmless pair | pairs | false alarms | harms wrongly found |", "|---|---|---|---|"]
+    for k, v in harmless.items():
+        fh = ", ".join(f"{h} {c}" for h, c in sorted(false_harms[k].items())) or "-"
+        lines.append(f"| {k} | {len(v)} | {np.mean(v):.0%} | {fh} |")
+    lines += ["", f"Mean detection {res['detection_mean']:.1%}; mean false-alarm rate {res['false_alarm_mean']:.1%}."]
+    (RESULTS / "judge.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

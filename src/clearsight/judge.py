@@ -1,0 +1,239 @@
+"""Judge whether a restoration harmed a photo: compare BEFORE and AFTER, name each harm found.
+
+No reference is needed: each check compares a statistic of the output with the same statistic of the input, in a
+form that a correct restoration leaves alone (a uniform brightening keeps relative noise, a dehazing raises
+contrast, a denoising lowers noise):
+
+=================  =========================================================================================
+harm               test (thresholds in :data:`THRESHOLDS`)
+=================  =========================================================================================
+``colour_cast``    the mean a*b* of BEFORE's most neutral 30% (lit pixels only), each image's divided by its
+                   typical chroma, moved by more than ``cast`` and away from neutral; or coloured pixels
+                   (chroma > 15 before and after) turned by more than ``hue`` degrees on average
+``noise``          noise in the flattest tenth of blocks, relative to the mean brightness, grew by more than
+                   ``noise`` times, and is at least ``noise_abs`` after
+``detail_lost``    fine gradient energy (at half resolution, so removed noise does not count) fell below
+                   ``detail`` of its value both relative to coarse contrast and relative to mean brightness
+``clipped``        the share of newly clipped pixels (a channel at >= 0.996 where BEFORE was below its 95th
+                   percentile, or luminance <= 0.004 where it was above its 5th) grew by more than ``clip``
+``over_dehazed``   the share of pixels whose dark channel is ~0 grew by more than ``dark`` and the share of
+                   near-black pixels (luminance <= 0.02) by more than ``crushed``
+``haze_added``     dark channel mean up by more than ``haze`` while contrast (luma std) fell by ``contrast``
+``halo``           within 15 px of the brightest 2% (lamps, sky edges), AFTER leaves the local range of its
+                   best locally affine prediction from BEFORE by more than ``halo`` of its contrast (99th
+                   percentile): rings, dark collars, blotches
+=================  =========================================================================================
+
+Both images are compared on the same grid: AFTER is resized to BEFORE's size if they differ, and both are
+judged on a preview of at most 640 pixels (and a centre crop at full size for noise). The thresholds are
+calibrated in ``benchmarks/judge.py`` on synthetic harms of known size applied to real photos and on harmless
+pairs (a re-encoded copy, a correctly brightened dark image, a correctly denoised noisy one).
+
+Example:
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    >>> judge(x, x).ok
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ._errors import ClearsightError
+
+__all__ = ["judge", "judge_np", "Verdict", "THRESHOLDS", "HARMS"]
+
+HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze_added", "halo")
+
+#: Decision thresholds (see the module docstring).
+THRESHOLDS = {
+    "cast": 1.0,
+    "hue": 20.0,
+    "noise": 2.5,
+    "noise_abs": 0.006,
+    "detail": 0.87,
+    "clip": 0.05,
+    "dark": 0.1,
+    "crushed": 0.03,
+    "haze": 0.08,
+    "contrast": 0.15,
+    "halo": 0.3,
+}
+
+_PREVIEW = 640
+
+
+@dataclass
+class Verdict:
+    """The judge's finding for one pair.
+
+    Attributes:
+        harms: the harms found (names from :data:`HARMS`), empty when the output is ``ok``.
+        scores: the measured statistic behind every check.
+    """
+
+    harms: list[str] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.harms
+
+    def __str__(self) -> str:
+        return "ok" if self.ok else "harmed: " + ", ".join(self.harms)
+
+
+def _float(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535
+    return np.clip(np.asarray(a, np.float32), 0, 1)
+
+
+def _preview(x: np.ndarray) -> np.ndarray:
+    h, w = x.shape[:2]
+    s = _PREVIEW / max(h, w)
+    if s < 1:
+        x = cv2.resize(x, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(x)
+
+
+def _flat_noise(y: np.ndarray) -> float:
+    from .recognise import _flat_noise as fn
+
+    return fn(y)[1]
+
+
+def _crop(x: np.ndarray, size: int = 512) -> np.ndarray:
+    h, w = x.shape[:2]
+    y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(x[y0 : y0 + size, x0 : x0 + size])
+
+
+def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float] | None = None) -> Verdict:
+    """Judge ``after`` against ``before``: ``(H, W, 3)`` arrays (uint8, uint16 or float in [0, 1])."""
+    t = {**THRESHOLDS, **(thresholds or {})}
+    b, a = _float(before), _float(after)
+    if b.ndim != 3 or a.ndim != 3 or b.shape[2] != 3 or a.shape[2] != 3:
+        raise ClearsightError(f"judge needs two RGB images, got shapes {b.shape} and {a.shape}")
+    if min(b.shape[:2]) < 16:
+        raise ClearsightError(f"judge needs images of at least 16x16 pixels, got {b.shape[1]}x{b.shape[0]}")
+    if a.shape != b.shape:
+        a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_AREA)
+    s: dict[str, float] = {}
+    harms: list[str] = []
+    pb, pa = _preview(b), _preview(a)
+    # colour, on lightly smoothed previews so that noise does not read as colour
+    sb, sa = cv2.GaussianBlur(pb, (0, 0), 1.5), cv2.GaussianBlur(pa, (0, 0), 1.5)
+    lb, la = cv2.cvtColor(sb, cv2.COLOR_RGB2Lab), cv2.cvtColor(sa, cv2.COLOR_RGB2Lab)
+    yb, ya = cv2.cvtColor(pb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(pa, cv2.COLOR_RGB2GRAY)
+    cb = np.hypot(lb[:, :, 1], lb[:, :, 2])
+    ca = np.hypot(la[:, :, 1], la[:, :, 2])
+
+    # mean (a*, b*) of the most neutral 30% of BEFORE, in both images (a grey-world estimate without vivid objects)
+    lit = yb > 0.1  # the colour of near-black pixels cannot be measured
+    m = lit & (cb <= np.percentile(cb[lit], 30)) if lit.mean() >= 0.05 else np.zeros_like(lit)
+    kb = np.array([lb[:, :, 1][m].mean(), lb[:, :, 2][m].mean()]) if m.any() else np.zeros(2)
+    ka = np.array([la[:, :, 1][m].mean(), la[:, :, 2][m].mean()]) if m.any() else np.zeros(2)
+
+    # relative to each image's typical chroma, so that a change of saturation (dehazing, brightening) is no cast
+    def typical_chroma(p: np.ndarray) -> float:  # on a heavily smoothed copy: noise adds no chroma
+        lab = cv2.cvtColor(cv2.GaussianBlur(p, (0, 0), 4.0), cv2.COLOR_RGB2Lab)
+        return float(np.median(np.hypot(lab[:, :, 1], lab[:, :, 2])))
+
+    kb, ka = 10 * kb / (typical_chroma(pb) + 3), 10 * ka / (typical_chroma(pa) + 3)
+    s["cast_before"], s["cast_after"] = float(np.hypot(*kb)), float(np.hypot(*ka))
+    s["cast_shift"] = float(np.hypot(*(ka - kb)))
+    vivid = (cb > 15) & (ca > 15)
+    if vivid.mean() >= 0.02:
+        hb = np.arctan2(lb[:, :, 2], lb[:, :, 1])[vivid]
+        ha = np.arctan2(la[:, :, 2], la[:, :, 1])[vivid]
+        s["hue_turn"] = float(np.degrees(np.abs(np.angle(np.exp(1j * (ha - hb))))).mean())
+    else:
+        s["hue_turn"] = 0.0
+    away = s["cast_after"] > s["cast_before"] + 1.0  # a correction moves towards neutral, a harm away from it
+    if (away and s["cast_shift"] > t["cast"]) or s["hue_turn"] > t["hue"]:
+        harms.append("colour_cast")
+    # noise relative to brightness, at full size
+    gb = cv2.cvtColor(_crop(b), cv2.COLOR_RGB2GRAY)
+    ga = cv2.cvtColor(_crop(a), cv2.COLOR_RGB2GRAY)
+    nb, na = _flat_noise(gb), _flat_noise(ga)
+    rel_b, rel_a = nb / (gb.mean() + 0.02), na / (ga.mean() + 0.02)
+    s["noise_ratio"] = float(rel_a / max(rel_b, 1e-4))
+    s["noise_after"] = float(na)
+    if s["noise_ratio"] > t["noise"] and na > t["noise_abs"]:
+        harms.append("noise")
+
+    # detail: fine gradients at half resolution (removed noise does not count), against coarse contrast and
+    # against brightness; lost only if both fell (dehazing raises coarse contrast faster than fine detail)
+    def detail(y: np.ndarray) -> tuple[float, float]:
+        half = cv2.resize(y, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        fine = cv2.GaussianBlur(half, (0, 0), 0.8)
+        gx, gy = cv2.Sobel(fine, cv2.CV_32F, 1, 0), cv2.Sobel(fine, cv2.CV_32F, 0, 1)
+        g90 = float(np.percentile(np.hypot(gx, gy), 90))
+        return g90 / (cv2.GaussianBlur(half, (0, 0), 4.0).std() + 0.01), g90 / (y.mean() + 0.02)
+
+    (cb_, bb_), (ca_, ba_) = detail(yb), detail(ya)
+    s["detail_ratio"] = ca_ / max(cb_, 1e-4)
+    s["detail_ratio_brightness"] = ba_ / max(bb_, 1e-4)
+    if s["detail_ratio"] < t["detail"] and s["detail_ratio_brightness"] < t["detail"]:
+        harms.append("detail_lost")
+    # clipping: pixels clipped after that were not among the brightest (darkest) 5% before
+    hi_b, lo_b = np.percentile(yb, 95), np.percentile(yb, 5)
+    new_clip = ((pa.max(2) >= 0.996) & (yb < hi_b)) | ((ya <= 0.004) & (yb > lo_b))
+    old_clip = ((pb.max(2) >= 0.996) & (yb < hi_b)) | ((yb <= 0.004) & (yb > lo_b))
+    s["clip_growth"] = float(new_clip.mean() - old_clip.mean())
+    if s["clip_growth"] > t["clip"]:
+        harms.append("clipped")
+    # dark channel: over-dehazing, added haze
+    k = np.ones((7, 7), np.uint8)
+    db_, da_ = cv2.erode(pb.min(2), k), cv2.erode(pa.min(2), k)
+    zb, za = float((db_ < 0.01).mean()), float((da_ < 0.01).mean())
+    s["dark_zero_growth"], s["dark_zero_after"] = za - zb, za
+    s["crushed_growth"] = float((ya <= 0.02).mean() - (yb <= 0.02).mean())  # shadows pushed to black
+    if za - zb > t["dark"] and s["crushed_growth"] > t["crushed"]:
+        harms.append("over_dehazed")
+    s["dark_mean_change"] = float(da_.mean() - db_.mean())
+    s["contrast_change"] = float(ya.std() / max(yb.std(), 1e-4) - 1)
+    if s["dark_mean_change"] > t["haze"] and s["contrast_change"] < -t["contrast"]:
+        harms.append("haze_added")
+    # halos and rings around bright regions: after, beyond the local range of its best locally affine
+    # prediction from before (smoothed, so that noise does not count), in a 15-px band around the brightest 2%
+    hb_, ha_ = cv2.GaussianBlur(yb, (0, 0), 1.0), cv2.GaussianBlur(ya, (0, 0), 1.0)
+    r = max(4, round(min(yb.shape) / 12))
+    box = (2 * r + 1, 2 * r + 1)
+    mb, ma = cv2.blur(hb_, box), cv2.blur(ha_, box)
+    cov = cv2.blur(hb_ * ha_, box) - mb * ma
+    var = cv2.blur(hb_ * hb_, box) - mb * mb
+    slope = cov / (var + 1e-3 * min(1.0, hb_.mean() / 0.4) ** 2 + 1e-6)  # regularised for the image's brightness
+    pred = cv2.blur(slope, box) * hb_ + cv2.blur(ma - slope * mb, box)
+    k5 = np.ones((5, 5), np.uint8)
+    over = np.maximum(ha_ - cv2.dilate(pred, k5), 0) + np.maximum(cv2.erode(pred, k5) - ha_, 0)
+    lamps = (hb_ >= max(0.6, float(np.percentile(hb_, 98)))).astype(np.uint8)
+    band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
+    s["halo"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.005 else 0.0
+    if s["halo"] > t["halo"]:
+        harms.append("halo")
+    return Verdict(harms, {k: round(float(v), 4) for k, v in s.items()})
+
+
+def judge(before, after, thresholds: dict[str, float] | None = None) -> Verdict:
+    """Judge a restoration: ``before`` and ``after`` as file paths, ``(H, W, 3)`` arrays or ``(3, H, W)`` /
+    ``(1, 3, H, W)`` tensors in [0, 1]. Returns a :class:`Verdict`."""
+
+    def arr(v):
+        if isinstance(v, np.ndarray):
+            return v
+        if hasattr(v, "detach"):
+            t_ = v[0] if v.dim() == 4 else v
+            return t_.detach().permute(1, 2, 0).float().cpu().numpy()
+        from .io import load_image
+
+        return load_image(v).rgb
+
+    return judge_np(arr(before), arr(after), thresholds)

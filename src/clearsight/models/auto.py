@@ -1,0 +1,201 @@
+"""``auto``: recognise what a photo needs, restore only that, and check the result for harm.
+
+1. :mod:`clearsight.recognise` gives a calibrated probability for each of haze, night haze, sand-dust, low light,
+   noise, rain, blur and clean, from the whole image (noise and blur are measured at full resolution).
+2. Every degradation found (probability >= the recogniser's threshold) gets its restorer: night haze ->
+   ``ffdnet.denoise`` if noise was found, then ``dcp-night``; else low light -> ``lowlight.lol`` then
+   ``ffdnet.denoise`` (brightening first, then denoising what it lifted, was better on the held-out
+   ``lowlight/lol_train`` pairs than the reverse: 19.6 against 18.7 dB); else noise -> ``ffdnet.denoise``; then
+   sand-dust -> ``dcp-dust``, else haze -> ``dcp`` (after the denoiser: dehazing amplifies noise). Rain and blur
+   are reported and left alone: no restorer here beats the input on them yet (``docs/auto.md``).
+3. The no-harm guard: each step runs first on the preview and :func:`clearsight.judge.judge_np` compares its
+   output with its input; a step that harms (colour cast, amplified noise, lost detail, clipping,
+   over-dehazing, added haze, halos) is dropped, and the report says so.
+
+A photo in which nothing is found comes out unchanged (the output equals the input, up to the output format).
+All decisions are taken on the whole image, so every tile of a large image runs the same steps with the same
+global state, and a video keeps its first frame's steps (:meth:`Auto.freeze`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..priors.base import Restorer, RestorerState, make_preview
+
+__all__ = ["Auto", "Chain"]
+
+#: Restorer of each degradation; ``None``: reported and left alone.
+RESTORERS = {
+    "noise": "ffdnet.denoise",
+    "low_light": "lowlight.lol",
+    "sand_dust": "dcp-dust",
+    "night_haze": "dcp-night",
+    "haze": "dcp",
+    "rain": None,
+    "blur": None,
+}
+
+
+def _create(name: str) -> Restorer:
+    from . import create_model
+
+    return create_model(name)
+
+
+class Chain(Restorer):
+    """Run registered restorers one after the other; the state nests one step's state in the previous one's."""
+
+    description = "a fixed sequence of restorers"
+
+    def __init__(self, steps: list[str], models: dict[str, Restorer] | None = None, name: str = "chain") -> None:
+        self.steps = list(steps)
+        self.models = models if models is not None else {}
+        self.name = name
+
+    def model(self, step: str) -> Restorer:
+        if step not in self.models:
+            self.models[step] = _create(step)
+        return self.models[step]
+
+    @property
+    def halo(self) -> int:
+        return sum(self.model(s).halo for s in self.steps)
+
+    @staticmethod
+    def nest(steps: list[str], states: list[RestorerState]) -> RestorerState | None:
+        """One state per step -> a nested state (step ``i + 1`` in the ``inner`` of step ``i``)."""
+        inner = None
+        for step, st in zip(reversed(steps), reversed(states)):
+            if st.inner is not None:
+                raise ValueError(f"{step}: a chained restorer cannot have an inner state")
+            inner = RestorerState(step, st.reason, st.params, inner)
+        return inner
+
+    def prepare(self, preview: np.ndarray) -> RestorerState:
+        cur, states = preview, []
+        for s in self.steps:
+            st = self.model(s).prepare(cur)
+            cur = self.model(s).process(cur, st)
+            states.append(st)
+        return RestorerState(self.name, "", {}, self.nest(self.steps, states))
+
+    def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
+        st = state.inner
+        x = np.ascontiguousarray(x, np.float32)
+        while st is not None:
+            x = self.model(st.method).process(x, RestorerState(st.method, st.reason, st.params))
+            st = st.inner
+        return x
+
+
+class Auto(Restorer):
+    """See the module docstring.
+
+    Args:
+        guard: check every step on the preview and drop those that harm (default on).
+        recogniser: path of a recogniser file (default: the shipped one).
+    """
+
+    name = "auto"
+    description = (
+        "recognises what a photo needs (noise, low light, haze, night haze, sand-dust) and restores only that; "
+        "a clean photo is left unchanged; each step is checked for harm"
+    )
+
+    def __init__(self, guard: bool = True, recogniser: str | None = None) -> None:
+        self.guard = bool(guard)
+        self.recogniser = recogniser
+        self.chain = Chain([], name="auto")
+
+    @property
+    def halo(self) -> int:
+        return max(self.chain.model(s).halo for s in ("ffdnet.denoise", "dcp-night")) * 2
+
+    @property
+    def auto_tile_pixels(self) -> int:
+        """Tile above 4 MP: the denoiser runs at full resolution (about 1 GB per megapixel in float32)."""
+        return 4_000_000
+
+    def plan(self, found: list[str]) -> tuple[list[str], list[str]]:
+        """``(steps, notes)`` for the degradations found (see the module docstring for the order)."""
+        from . import list_models
+
+        steps, notes = [], []
+        installed = set(list_models())
+
+        def add(label: str) -> None:
+            model = RESTORERS[label]
+            if model is None:
+                notes.append(f"{label} found, left alone (no restorer beats the input on it yet)")
+            elif model not in installed:
+                notes.append(f"{label} found, left alone ({model} is not installed)")
+            elif model not in steps:
+                steps.append(model)
+
+        if "night_haze" in found:  # night dehazing brightens too; denoise first, it amplifies noise
+            if "noise" in found:
+                add("noise")
+            add("night_haze")
+        elif "low_light" in found:  # brighten, then denoise what brightening lifted (better than the reverse
+            add("low_light")  # on the held-out lol_train pairs: 19.6 against 18.7 dB, docs/auto.md)
+            add("noise")
+        elif "noise" in found:
+            add("noise")
+        for label in ("sand_dust", "haze"):
+            if label in found and "night_haze" not in found:
+                add(label)
+                break
+        for label in ("rain", "blur"):
+            if label in found:
+                add(label)
+        return steps, notes
+
+    def _recognise(self, arr: np.ndarray):
+        from ..recognise import LABELS, Recognition, load_recogniser
+
+        if min(arr.shape[:2]) < 16:  # too small to measure anything: leave it alone
+            return Recognition({k: float(k == "clean") for k in LABELS})
+        return load_recogniser(self.recogniser)(arr)
+
+    def prepare_image(self, arr: np.ndarray) -> RestorerState:
+        return self._prepare(make_preview(arr), self._recognise(arr))
+
+    def prepare(self, preview: np.ndarray) -> RestorerState:
+        return self._prepare(preview, self._recognise(preview))
+
+    def _prepare(self, preview: np.ndarray, rec) -> RestorerState:
+        from ..judge import judge_np
+
+        steps, notes = self.plan(rec.found)
+        cur, kept, states = preview, [], []
+        for name in steps:
+            model = self.chain.model(name)
+            st = model.prepare(cur)
+            out = model.process(cur, st)
+            if self.guard:
+                verdict = judge_np(cur, out)
+                if not verdict.ok:
+                    notes.append(f"{name} dropped: it {verdict}".replace("it harmed:", "it harmed"))
+                    continue
+            kept.append(name)
+            states.append(st)
+            cur = out
+        found = ", ".join(f"{k} {rec.probabilities[k]:.2f}" for k in rec.found) or "nothing to restore"
+        reason = f"found {found}" + (f"; {'; '.join(notes)}" if notes else "")
+        params = {"recognition": dict(rec.probabilities), "steps": kept, "notes": notes}
+        return RestorerState("+".join(kept) or "none", reason, params, Chain.nest(kept, states))
+
+    def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
+        if state.inner is None:
+            return np.ascontiguousarray(x, np.float32)
+        return self.chain.process(x, state)
+
+    def freeze(self, state: RestorerState) -> tuple[Restorer, RestorerState]:
+        """A restorer that runs ``state``'s steps on every frame (re-estimating each step's global state), and
+        ``state`` in its form: a video keeps its first frame's decisions."""
+        steps = list(state.params.get("steps", []))
+        chain = Chain(steps, self.chain.models, name=f"auto->{state.method}")
+        return chain, dataclasses.replace(state, method=chain.name)

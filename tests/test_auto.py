@@ -1,0 +1,140 @@
+"""``auto`` (recognise, restore only what is found, guard against harm), the recogniser and the judge."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from conftest import hazy_scene, run_cli, scene, to_u8
+
+import clearsight as cs
+from clearsight.infer import restore_array
+from clearsight.judge import judge_np
+from clearsight.models.auto import Auto
+from clearsight.priors.base import Restorer, RestorerState
+from clearsight.recognise import FEATURE_NAMES, LABELS, Recogniser, Recognition, features_np, load_recogniser
+
+
+def _fake(monkeypatch, *found: str) -> None:
+    """Make every recognition find exactly ``found`` (``clean`` when empty)."""
+    probs = {k: (0.9 if k in found else 0.05) for k in LABELS}
+    probs["clean"] = 0.05 if found else 0.9
+    monkeypatch.setattr(Auto, "_recognise", lambda self, arr: Recognition(probs, 0.5))
+
+
+def test_plan_orders_steps_and_reports_what_it_leaves():
+    auto = Auto()
+    assert auto.plan([])[0] == []
+    assert auto.plan(["noise", "haze"])[0] == ["ffdnet.denoise", "dcp"]
+    assert auto.plan(["low_light", "noise"])[0] == ["lowlight.lol", "ffdnet.denoise"]
+    assert auto.plan(["night_haze", "noise", "low_light"])[0] == ["ffdnet.denoise", "dcp-night"]
+    assert auto.plan(["sand_dust", "haze"])[0] == ["dcp-dust"]
+    steps, notes = auto.plan(["rain", "blur"])
+    assert steps == [] and any("rain" in n for n in notes) and any("blur" in n for n in notes)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_clean_photo_comes_out_unchanged(monkeypatch, dtype):
+    _fake(monkeypatch)
+    scale = 255 if dtype == np.uint8 else 65535
+    arr = (scene(70, 90) * scale + 0.5).astype(dtype)
+    out, state = restore_array(arr, cs.create_model("auto"))
+    assert np.array_equal(out, arr) and state.method == "none" and "nothing to restore" in state.reason
+
+
+def test_found_degradations_run_in_order_and_the_report_says_so(monkeypatch):
+    _fake(monkeypatch, "haze", "noise")
+    hazy = to_u8(hazy_scene(80, 100)[0])
+    out, state = restore_array(hazy, cs.create_model("auto"))
+    assert state.method == "ffdnet.denoise+dcp" and state.params["steps"] == ["ffdnet.denoise", "dcp"]
+    assert "haze 0.90" in state.reason and not np.array_equal(out, hazy)
+
+
+class _Magenta(Restorer):
+    name = "magenta"
+
+    def prepare(self, preview):
+        return RestorerState(self.name)
+
+    def process(self, x, state):
+        return np.clip(x * np.array([1.25, 0.8, 1.2], np.float32), 0, 1)
+
+
+def test_the_guard_drops_a_harmful_step(monkeypatch):
+    _fake(monkeypatch, "haze")
+    auto = cs.create_model("auto")
+    auto.chain.models["dcp"] = _Magenta()
+    day = to_u8(scene(90, 120, seed=2))
+    out, state = restore_array(day, auto)
+    assert np.array_equal(out, day) and state.params["steps"] == []
+    assert "dcp dropped" in state.reason and "colour_cast" in state.reason
+    unguarded = Auto(guard=False)
+    unguarded.chain.models["dcp"] = _Magenta()
+    out2, state2 = restore_array(day, unguarded)
+    assert state2.params["steps"] == ["dcp"] and not np.array_equal(out2, day)
+
+
+def test_features_and_recogniser_file_round_trip(tmp_path):
+    f = features_np(scene(64, 80).astype(np.float32))
+    assert f.shape == (len(FEATURE_NAMES),) and np.isfinite(f).all()
+    rng = np.random.default_rng(0)
+    n, h = len(FEATURE_NAMES), 5
+    r = Recogniser(np.zeros(n), np.ones(n), rng.normal(size=(n, h)), np.zeros(h), rng.normal(size=(h, len(LABELS))),
+                   np.zeros(len(LABELS)), np.ones(len(LABELS)), 0.6)  # fmt: skip
+    r.save(tmp_path / "r.npz")
+    r2 = Recogniser.load(tmp_path / "r.npz")
+    assert np.allclose(r.probabilities(f), r2.probabilities(f)) and r2.threshold == 0.6
+    (tmp_path / "bad.npz").write_bytes(b"not a file")
+    with pytest.raises(cs.ClearsightError, match="not a recogniser file"):
+        Recogniser.load(tmp_path / "bad.npz")
+    with pytest.raises(cs.ClearsightError, match="at least 16x16"):
+        features_np(np.zeros((8, 8, 3), np.float32))
+
+
+def test_shipped_recogniser_reacts_to_darkness_and_noise():
+    rec = load_recogniser()
+    photo = hazy_scene(192, 256, beta=0.1)[0].astype(np.float32)
+    bright = rec(photo).probabilities
+    dark = rec((photo * 0.06).astype(np.float32)).probabilities
+    assert dark["low_light"] > bright["low_light"] + 0.3
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 0.12, photo.shape), 0, 1).astype(np.float32)
+    assert rec(noisy).probabilities["noise"] > bright["noise"] + 0.3
+
+
+def test_judge_names_harms_and_passes_an_identical_pair():
+    x = hazy_scene(160, 200, beta=0.2)[0].astype(np.float32)
+    assert judge_np(x, x).ok
+    assert "colour_cast" in judge_np(x, np.clip(x * [1.2, 1.0, 0.8], 0, 1)).harms
+    noisy = np.clip(x + np.random.default_rng(1).normal(0, 12 / 255, x.shape), 0, 1)
+    assert "noise" in judge_np(x, noisy).harms
+    blocks = np.random.default_rng(2).random((20, 25, 3)).astype(np.float32) * 0.8 + 0.1
+    sharp = cv2.resize(blocks, (200, 160), interpolation=cv2.INTER_NEAREST)  # edges every 8 px
+    assert judge_np(sharp, sharp).ok and "detail_lost" in judge_np(sharp, cv2.GaussianBlur(sharp, (0, 0), 3)).harms
+    assert "haze_added" in judge_np(x, 0.5 * x + 0.45).harms
+    with pytest.raises(cs.ClearsightError, match="at least 16x16"):
+        judge_np(x[:8, :8], x[:8, :8])
+
+
+def test_judge_and_identify_commands(tmp_path):
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    x = to_u8(hazy_scene(120, 160, beta=0.2)[0])
+    cs.save_image(before / "a.png", x)
+    cs.save_image(after / "a.png", x)
+    cs.save_image(before / "b.png", x)
+    cs.save_image(after / "b.png", to_u8(np.clip(x / 255 * [1.2, 1.0, 0.8], 0, 1)))
+    r = run_cli("judge", str(before), str(after), "--csv", str(tmp_path / "j.csv"))
+    assert r.returncode == 0, r.stderr
+    assert "a.png: ok" in r.stdout and "b.png: harmed: colour_cast" in r.stdout and "1 ok, 1 harmed" in r.stdout
+    rows = list(csv.DictReader(open(tmp_path / "j.csv")))
+    assert [row["verdict"] for row in rows] == ["ok", "harmed"]
+    r = run_cli("judge", str(before / "a.png"), str(after))
+    assert r.returncode == 1 and "two files or two folders" in r.stderr
+    r = run_cli("identify", str(before), "--csv", str(tmp_path / "i.csv"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("a.png") == 1 and "[" in r.stdout
+    header = next(csv.reader(open(tmp_path / "i.csv")))
+    assert header == ["file", *LABELS, "found"]
