@@ -29,7 +29,7 @@ import numpy as np
 
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
-from clearsight.judge import judge_np
+from clearsight.judging import judge_np
 from clearsight.metrics import psnr, ssim
 from clearsight.models import create_model
 

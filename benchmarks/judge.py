@@ -1,4 +1,4 @@
-"""Calibrate and check the judge (``clearsight.judge``): detection of synthetic harms, false alarms on harmless pairs.
+"""Calibrate and check the judge (``clearsight.judging``): detection of synthetic harms, false alarms on harmless pairs.
 
     python benchmarks/judge.py --data ../shared/data
 
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from clearsight.io import load_image
-from clearsight.judge import THRESHOLDS, judge_np
+from clearsight.judging import THRESHOLDS, judge_np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,9 +50,17 @@ def _lab_rotate(x: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
 
 
-def _halo(x: np.ndarray) -> np.ndarray:
-    blur = cv2.GaussianBlur(x, (0, 0), 12)
-    return x + 1.0 * (x - blur)
+def _lamps(x: np.ndarray, r: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Three lamps (discs of radius 4 px at white) and the same with a ring around each, as night dehazing
+    leaves: luminance -0.25 from 6 to 16 px out (a dark collar), blurred by 1.5 px."""
+    h, w = x.shape[:2]
+    before, ring = x.copy(), np.zeros((h, w), np.float32)
+    for _ in range(3):
+        cy, cx = int(r.integers(20, h - 20)), int(r.integers(20, w - 20))
+        cv2.circle(before, (cx, cy), 4, (1.0, 1.0, 1.0), -1)
+        cv2.circle(ring, (cx, cy), 11, 1.0, 10)
+    ring = cv2.GaussianBlur(ring, (0, 0), 1.5)
+    return before, before - 0.25 * ring[..., None]
 
 
 #: Synthetic harms: name -> (expected harm, function, documented size).
@@ -64,7 +72,7 @@ HARMS = {
     "clip": ("clipped", lambda x, r: x * 1.6, "gain 1.6 (highlights clip)"),
     "over_dehaze": ("over_dehazed", lambda x, r: (x - 0.2) / 0.8, "black point lifted to 0.2"),
     "haze": ("haze_added", lambda x, r: 0.6 * x + 0.4 * 0.85, "uniform haze t = 0.6, A = 0.85"),
-    "halo": ("halo", lambda x, r: _halo(x), "unsharp mask radius 12 px, amount 1"),
+    "halo": ("halo", None, "dark ring 6-16 px around 3 lamps, -0.25"),
 }
 
 
@@ -94,7 +102,8 @@ def main() -> int:
     for p in photos:
         x = _float(p)
         for name, (harm, fn, _) in HARMS.items():
-            v = judge_np(_u8(x), _u8(fn(x, rng)))
+            before, after = _lamps(x, rng) if fn is None else (x, fn(x, rng))
+            v = judge_np(_u8(before), _u8(after))
             found[name].append(harm in v.harms)
             any_found[name].append(not v.ok)
             n += 1

@@ -1,4 +1,4 @@
-"""Train the recogniser (``clearsight.recognise``) on real folders and our synthesis; report leave-one-source-out.
+"""Train the recogniser (``clearsight.recognition``) on real folders and our synthesis; report leave-one-source-out.
 
     python recipes/recogniser.py --data ../shared/data --out runs/recogniser
 
@@ -33,7 +33,8 @@ import torch
 from clearsight.degrade.depth import estimate_depth
 from clearsight.degrade.pipeline import Degrader
 from clearsight.io import load_image
-from clearsight.recognise import FEATURE_NAMES, LABELS, Recogniser, features_np
+from clearsight.models.auto import recognition_nets
+from clearsight.recognition import FEATURE_NAMES, LABELS, Recogniser, features_np
 
 #: Real sources: folder -> label.
 SOURCES = {
@@ -106,6 +107,7 @@ def build_features(root: Path, cache: Path) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
     rng = np.random.default_rng(0)
+    nets = recognition_nets()
     feats, ys, sources, files = [], [], [], []
     jobs = [(src, f) for src in SOURCES if (root / src).is_dir() for f in _files(root / src)]
     for src, f in tqdm(jobs, desc="real", unit="img", mininterval=30):
@@ -115,12 +117,12 @@ def build_features(root: Path, cache: Path) -> dict[str, np.ndarray]:
             print(f"skipped {f}: {e}")
             continue
         label = SOURCES[src]
-        feats.append(features_np(x))
+        feats.append(features_np(x, nets))
         ys.append(_onehot([label]))
         sources.append(src)
         files.append(str(f.relative_to(root)))
         if label == "clean" and not is_benchmark(src):
-            feats.append(features_np(_reencode(x, rng)))
+            feats.append(features_np(_reencode(x, rng), nets))
             ys.append(_onehot(["clean"]))
             sources.append(src)
             files.append(str(f.relative_to(root)) + "#jpeg")
@@ -138,7 +140,7 @@ def build_features(root: Path, cache: Path) -> dict[str, np.ndarray]:
                 y, _ = deg(y, depth=depth if deg.needs_depth else None, generator=g)
             a = y[0].permute(1, 2, 0).numpy()
             a = np.round(np.clip(a, 0, 1) * 255) / 255  # as a file would hold it
-            feats.append(features_np(a.astype(np.float32)))
+            feats.append(features_np(a.astype(np.float32), nets))
             ys.append(_onehot(labels))
             sources.append(f"synth/{name}")
             files.append(str(f.relative_to(root)))
@@ -223,10 +225,17 @@ def main() -> None:
     truth = y.argmax(1)
     pred_main = prob.argmax(1)
     orig = np.array(["#jpeg" not in f for f in d["files"]])
-    # the action threshold: the lowest that leaves >= 95% of the (non-benchmark) clean photos alone, out of fold
+    # the action thresholds, one per label: each at the (1 - q) quantile of that label's probability on the
+    # (non-benchmark) clean photos out of fold, at least 0.5, with the largest q that leaves >= 95% of them alone
     val_clean = real & orig & allowed & (truth == 0)
-    threshold = next(t for t in np.arange(0.5, 0.96, 0.01) if (prob[val_clean, 1:].max(1) < t).mean() >= CLEAN_PASS)
-    found = prob[:, 1:] >= threshold
+    threshold = np.full(len(LABELS), 0.5)
+    for q in np.linspace(0.1, 0.001, 200):
+        cand = np.maximum(0.5, np.quantile(prob[val_clean], 1 - q, axis=0))
+        if (prob[val_clean, 1:] < cand[1:]).all(1).mean() >= CLEAN_PASS:
+            threshold = cand
+            break
+    threshold[0] = 0.5
+    found = prob[:, 1:] >= threshold[1:]
     per_source = {}
     conf = np.zeros((len(LABELS), len(LABELS)), int)
     for s in sorted(set(src[real])):
@@ -247,7 +256,7 @@ def main() -> None:
             np.mean([v["right"] for v in per_source.values() if v["label"] != "clean"])
         ),
         "images": int(m.sum()),
-        "threshold": float(threshold),
+        "threshold": dict(zip(LABELS, threshold.round(3).tolist())),
     }  # fmt: skip
     # calibration: expected calibration error over all label probabilities of real images
     pr, yy = prob[m].ravel(), y[m].ravel()
@@ -256,14 +265,15 @@ def main() -> None:
                               for b in range(10) if (bins == b).any()))  # fmt: skip
     final = fit(x[allowed], y[allowed], weights(src[allowed], y[allowed]), args.hidden, args.steps)
     final.temperature = temps
-    final.threshold = float(threshold)
+    final.threshold = threshold
     final.save(out / "recogniser_real.npz", recipe="recipes/recogniser.py", summary=json.dumps(summary))
     report = {"summary": summary, "temperature": dict(zip(LABELS, temps.tolist())), "per_source": per_source,
               "confusion": {"labels": list(LABELS), "rows_truth_cols_predicted": conf.tolist()}}  # fmt: skip
     (out / "report.json").write_text(json.dumps(report, indent=1))
     lines = ["# Recogniser: leave one real source out", "",
-             f"Clean photos left alone (no degradation at p >= {threshold:.2f}, the threshold that leaves "
-             f"{CLEAN_PASS:.0%} of the non-benchmark clean photos alone out of fold): "
+             f"Clean photos left alone (no degradation at or above its threshold; thresholds per label, set so "
+             f"that {CLEAN_PASS:.0%} of the non-benchmark clean photos are left alone out of fold: "
+             f"{', '.join(f'{k} {v:.2f}' for k, v in zip(LABELS[1:], threshold[1:]))}): "
              f"**{summary['clean_recognised']:.1%}**; "
              f"main degradation right: **{summary['main_degradation_right']:.1%}** of degraded photos "
              f"(mean over sources {summary['main_right_by_source_mean']:.1%}); expected calibration error "
@@ -275,6 +285,7 @@ def main() -> None:
               "| | " + " | ".join(LABELS) + " |", "|---" * (len(LABELS) + 1) + "|"]  # fmt: skip
     for k, row in zip(LABELS, conf):
         lines.append(f"| {k} | " + " | ".join(str(v) for v in row) + " |")
+    np.savez(out / "oof.npz", prob=prob, truth=truth, source=src, files=d["files"])
     found_deg = m & (truth != 0)
     lines += ["", f"Degraded photos with their own label found (p >= threshold): "
               f"{float(found[found_deg, truth[found_deg] - 1].mean()):.1%}."]  # fmt: skip

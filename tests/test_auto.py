@@ -11,10 +11,10 @@ from conftest import hazy_scene, run_cli, scene, to_u8
 
 import clearsight as cs
 from clearsight.infer import restore_array
-from clearsight.judge import judge_np
-from clearsight.models.auto import Auto
+from clearsight.judging import judge_np
+from clearsight.models.auto import Auto, load_recogniser, recognition_nets
 from clearsight.priors.base import Restorer, RestorerState
-from clearsight.recognise import FEATURE_NAMES, LABELS, Recogniser, Recognition, features_np, load_recogniser
+from clearsight.recognition import FEATURE_NAMES, LABELS, Recogniser, Recognition, features_np
 
 
 def _fake(monkeypatch, *found: str) -> None:
@@ -77,7 +77,7 @@ def test_the_guard_drops_a_harmful_step(monkeypatch):
 
 
 def test_features_and_recogniser_file_round_trip(tmp_path):
-    f = features_np(scene(64, 80).astype(np.float32))
+    f = features_np(scene(64, 80).astype(np.float32), recognition_nets())
     assert f.shape == (len(FEATURE_NAMES),) and np.isfinite(f).all()
     rng = np.random.default_rng(0)
     n, h = len(FEATURE_NAMES), 5
@@ -85,12 +85,12 @@ def test_features_and_recogniser_file_round_trip(tmp_path):
                    np.zeros(len(LABELS)), np.ones(len(LABELS)), 0.6)  # fmt: skip
     r.save(tmp_path / "r.npz")
     r2 = Recogniser.load(tmp_path / "r.npz")
-    assert np.allclose(r.probabilities(f), r2.probabilities(f)) and r2.threshold == 0.6
+    assert np.allclose(r.probabilities(f), r2.probabilities(f)) and (r2.threshold == 0.6).all()
     (tmp_path / "bad.npz").write_bytes(b"not a file")
     with pytest.raises(cs.ClearsightError, match="not a recogniser file"):
         Recogniser.load(tmp_path / "bad.npz")
     with pytest.raises(cs.ClearsightError, match="at least 16x16"):
-        features_np(np.zeros((8, 8, 3), np.float32))
+        features_np(np.zeros((8, 8, 3), np.float32), recognition_nets())
 
 
 def test_shipped_recogniser_reacts_to_darkness_and_noise():

@@ -4,7 +4,8 @@ Public API::
 
     import clearsight as cs
     img = cs.read_image("foggy.jpg")          # (1, 3, H, W) float32 in [0, 1]
-    out = cs.restore(img, model="auto")       # picks dcp / dcp-night / dcp-dust per image
+    out = cs.restore(img, model="auto")       # restores what it recognises (a clean photo passes unchanged)
+    cs.recognise("foggy.jpg").found           # what a photo needs; cs.judge(before, after) whether it was harmed
     cs.write_image("clear.png", out)
     cs.list_models(); cs.create_model("dcp", omega=0.9)
     cs.create_model("corun.haze")              # a shipped network; cs.load_restorer("my.safetensors")
@@ -53,6 +54,8 @@ _LAZY = {
     "train": None,
     "load_restorer": "models",
     "tune_allocator": "runtime",
+    "recognise": "models.auto",
+    "judge": "judging",
 }
 
 __all__ = sorted(k for k in _LAZY) + ["__version__"]
@@ -87,6 +90,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .batch import restore_files
     from .infer import restore
     from .io import ImageRecord, load_image, read_image, save_image, write_image
+    from .judging import judge
     from .metrics import create_metric, list_metrics
     from .models import create_model, list_models, load_restorer, model_info
+    from .models.auto import recognise
     from .runtime import tune_allocator

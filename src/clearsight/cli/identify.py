@@ -48,7 +48,8 @@ def run_identify(args: argparse.Namespace) -> int:
     if args.model is not None:
         return _identify_udair(args)
     from .._errors import ClearsightError
-    from ..recognise import LABELS, recognise
+    from ..models.auto import recognise
+    from ..recognition import LABELS
     from ._common import input_files
 
     files, failed = input_files(args.inputs)
@@ -144,7 +145,7 @@ def _pairs(before: Path, after: Path) -> tuple[list[tuple[Path, Path]], list[str
 def run_judge(args: argparse.Namespace) -> int:
     from .._errors import ClearsightError
     from ..io import load_image
-    from ..judge import judge_np
+    from ..judging import judge_np
 
     pairs, problems = _pairs(Path(args.before), Path(args.after))
     for m in problems:

@@ -1,6 +1,6 @@
 """``auto``: recognise what a photo needs, restore only that, and check the result for harm.
 
-1. :mod:`clearsight.recognise` gives a calibrated probability for each of haze, night haze, sand-dust, low light,
+1. :mod:`clearsight.recognition` gives a calibrated probability for each of haze, night haze, sand-dust, low light,
    noise, rain, blur and clean, from the whole image (noise and blur are measured at full resolution).
 2. Every degradation found (probability >= the recogniser's threshold) gets its restorer: night haze ->
    ``ffdnet.denoise`` if noise was found, then ``dcp-night``; else low light -> ``lowlight.lol`` then
@@ -8,7 +8,7 @@
    ``lowlight/lol_train`` pairs than the reverse: 19.6 against 18.7 dB); else noise -> ``ffdnet.denoise``; then
    sand-dust -> ``dcp-dust``, else haze -> ``dcp`` (after the denoiser: dehazing amplifies noise). Rain and blur
    are reported and left alone: no restorer here beats the input on them yet (``docs/auto.md``).
-3. The no-harm guard: each step runs first on the preview and :func:`clearsight.judge.judge_np` compares its
+3. The no-harm guard: each step runs first on the preview and :func:`clearsight.judging.judge_np` compares its
    output with its input; a step that harms (colour cast, amplified noise, lost detail, clipping,
    over-dehazing, added haze, halos) is dropped, and the report says so.
 
@@ -20,12 +20,54 @@ global state, and a video keeps its first frame's steps (:meth:`Auto.freeze`).
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from ..priors.base import Restorer, RestorerState, make_preview
+from ..recognition import LABELS, Recogniser, Recognition
 
-__all__ = ["Auto", "Chain"]
+__all__ = ["Auto", "Chain", "recognise", "load_recogniser", "recognition_nets", "RECOGNISER"]
+
+#: The shipped recogniser (``recipes/recogniser.py``; card ``recogniser_real.md``).
+RECOGNISER = Path(__file__).resolve().parent / "weights" / "recogniser_real.npz"
+
+
+@lru_cache(maxsize=1)
+def recognition_nets():
+    """The networks the recogniser's features use: the shipped denoiser (its noise-level estimator) and the
+    synthetic degradation classifier."""
+    from ._weights import load_weights
+    from .learned import WEIGHTS_DIR
+
+    ffd, _ = load_weights(WEIGHTS_DIR / "ffdnet_denoise.safetensors")
+    deg, _ = load_weights(WEIGHTS_DIR / "degclass_synth.safetensors")
+    return ffd.eval(), deg.eval()
+
+
+@lru_cache(maxsize=4)
+def load_recogniser(path: str | None = None) -> Recogniser:
+    """The recogniser in ``path`` (default: the shipped one), with its networks, loaded once."""
+    return Recogniser.load(path or RECOGNISER, nets=recognition_nets())
+
+
+def recognise(image, path: str | None = None) -> Recognition:
+    """What ``image`` needs (``cs.recognise``): a file path, an ``(H, W, 3)`` array (uint8, uint16 or float in
+    [0, 1]) or a ``(3, H, W)`` / ``(1, 3, H, W)`` tensor in [0, 1]. Returns a
+    :class:`~clearsight.recognition.Recognition` (``.found``, ``.probabilities``)."""
+    if isinstance(image, (str, Path)):
+        from ..io import load_image
+
+        rgb = load_image(image).rgb
+        rgb = np.repeat(rgb[..., None], 3, 2) if rgb.ndim == 2 else rgb
+    elif isinstance(image, np.ndarray):
+        rgb = image
+    else:
+        t = image[0] if image.dim() == 4 else image
+        rgb = t.detach().permute(1, 2, 0).float().cpu().numpy()
+    return load_recogniser(path)(rgb)
+
 
 #: Restorer of each degradation; ``None``: reported and left alone.
 RESTORERS = {
@@ -153,9 +195,7 @@ class Auto(Restorer):
                 add(label)
         return steps, notes
 
-    def _recognise(self, arr: np.ndarray):
-        from ..recognise import LABELS, Recognition, load_recogniser
-
+    def _recognise(self, arr: np.ndarray) -> Recognition:
         if min(arr.shape[:2]) < 16:  # too small to measure anything: leave it alone
             return Recognition({k: float(k == "clean") for k in LABELS})
         return load_recogniser(self.recogniser)(arr)
@@ -167,7 +207,7 @@ class Auto(Restorer):
         return self._prepare(preview, self._recognise(preview))
 
     def _prepare(self, preview: np.ndarray, rec) -> RestorerState:
-        from ..judge import judge_np
+        from ..judging import judge_np
 
         steps, notes = self.plan(rec.found)
         cur, kept, states = preview, [], []

@@ -57,7 +57,7 @@ def scene_stats_np(x: np.ndarray) -> SceneStats:
 
 class ClassicalAuto(Restorer):
     """Choose among ``dcp``, ``dcp-night`` and ``dcp-dust`` per image from :class:`SceneStats` (the classical
-    baseline of ``auto``, which recognises degradations with :mod:`clearsight.recognise`)."""
+    baseline of ``auto``, which recognises degradations with :mod:`clearsight.recognition`)."""
 
     name = "dcp-auto"
     description = "picks dcp, dcp-night or dcp-dust per image from brightness, colour cast and haze score"

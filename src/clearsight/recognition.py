@@ -13,11 +13,14 @@ calibrated on its own and several can be high at once (a night street can be dar
 ``clean`` is a label like the others; :func:`recognise` returns every probability.
 
 Trained by ``recipes/recogniser.py`` on our synthesis and on the real folders of the shared data, labelled by
-folder; shipped as ``models/weights/recogniser_real.npz`` with its card.
+folder; shipped as ``models/weights/recogniser_real.npz`` with its card. Two features come from shipped networks
+(the denoiser's noise-level estimate, the synthetic degradation classifier), which the caller passes in:
+:func:`clearsight.models.auto.recognise` (``cs.recognise``) loads them.
 
 Example:
     >>> import numpy as np
-    >>> f = features_np(np.full((64, 96, 3), 0.5, np.float32))
+    >>> from clearsight.models.auto import recognition_nets
+    >>> f = features_np(np.full((64, 96, 3), 0.5, np.float32), recognition_nets())
     >>> f.shape == (len(FEATURE_NAMES),)
     True
 """
@@ -25,7 +28,6 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -33,7 +35,7 @@ import numpy as np
 
 from ._errors import ClearsightError
 
-__all__ = ["LABELS", "FEATURE_NAMES", "features_np", "Recogniser", "Recognition", "recognise", "load_recogniser"]
+__all__ = ["LABELS", "FEATURE_NAMES", "features_np", "Recogniser", "Recognition"]
 
 #: Labels, in the order of the classifier's outputs.
 LABELS = ("clean", "haze", "night_haze", "sand_dust", "low_light", "noise", "rain", "blur")
@@ -57,21 +59,10 @@ def _names() -> tuple[str, ...]:
     return tuple(names)
 
 
-@lru_cache(maxsize=1)
-def _nets():
-    """The shipped denoiser (for its noise-level estimator) and the synthetic degradation classifier."""
-    from .models._weights import load_weights
-    from .models.learned import WEIGHTS_DIR
-
-    ffd, _ = load_weights(WEIGHTS_DIR / "ffdnet_denoise.safetensors")
-    deg, _ = load_weights(WEIGHTS_DIR / "degclass_synth.safetensors")
-    return ffd.eval(), deg.eval()
-
-
-def _net_features(crop: np.ndarray, preview: np.ndarray) -> list[float]:
+def _net_features(crop: np.ndarray, preview: np.ndarray, nets) -> list[float]:
     import torch
 
-    ffd, deg = _nets()
+    ffd, deg = nets
     with torch.no_grad():
         c = torch.from_numpy(np.ascontiguousarray(crop[: crop.shape[0] // 2 * 2, : crop.shape[1] // 2 * 2]))
         est = ffd.estimate(c.permute(2, 0, 1)[None].float())[0, 0].numpy()
@@ -129,9 +120,10 @@ def _to_float(x: np.ndarray) -> np.ndarray:
     return np.clip(np.ascontiguousarray(x, np.float32), 0, 1)
 
 
-def features_np(rgb: np.ndarray) -> np.ndarray:
+def features_np(rgb: np.ndarray, nets) -> np.ndarray:
     """The :data:`FEATURE_NAMES` statistics of an ``(H, W, 3)`` image (uint8, uint16, or float in [0, 1]; at least
-    16x16 pixels)."""
+    16x16 pixels). ``nets``: the shipped denoiser and degradation classifier
+    (:func:`clearsight.models.auto.recognition_nets`)."""
     from .metrics.brisque import brisque_features
     from .priors.filters import dark_channel_np
 
@@ -186,7 +178,7 @@ def features_np(rgb: np.ndarray) -> np.ndarray:
     f += [hist.max(), -(hist * np.log(hist)).sum() / np.log(18), top.mean() * 20]
     bq = brisque_features(p)
     f += list(np.nan_to_num(bq, nan=0.0, posinf=0.0, neginf=0.0))
-    f += _net_features(c, p)
+    f += _net_features(c, p, nets)
     out = np.asarray(f, np.float64)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -197,17 +189,20 @@ class Recognition:
 
     Attributes:
         probabilities: label -> calibrated probability.
-        threshold: a label is *found* at or above this probability.
+        threshold: a label is *found* at or above this probability (one for all labels, or one per label).
     """
 
     probabilities: dict[str, float]
-    threshold: float = 0.5
+    threshold: float | dict[str, float] = 0.5
+
+    def threshold_of(self, label: str) -> float:
+        return self.threshold[label] if isinstance(self.threshold, dict) else self.threshold
 
     @property
     def found(self) -> list[str]:
         """Degradations found, most probable first; empty when the photo looks clean."""
         order = sorted(self.probabilities, key=self.probabilities.get, reverse=True)
-        return [k for k in order if k != "clean" and self.probabilities[k] >= self.threshold]
+        return [k for k in order if k != "clean" and self.probabilities[k] >= self.threshold_of(k)]
 
     @property
     def main(self) -> str:
@@ -230,15 +225,17 @@ class Recogniser:
         mean, std: feature standardisation ``(F,)``.
         w1, b1, w2, b2: the layers ``(F, H)``, ``(H,)``, ``(H, L)``, ``(L,)``.
         temperature: divides the logits ``(L,)`` (calibration).
-        threshold: probability at which a label counts as found.
+        threshold: probability at which a label counts as found: one number, or one per label ``(L,)``.
+        nets: the networks :func:`features_np` needs (to recognise images; not to score features).
     """
 
-    def __init__(self, mean, std, w1, b1, w2, b2, temperature, threshold: float = 0.5) -> None:
+    def __init__(self, mean, std, w1, b1, w2, b2, temperature, threshold=0.5, nets=None) -> None:
+        self.nets = nets
         self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         self.w1, self.b1 = np.asarray(w1, np.float64), np.asarray(b1, np.float64)
         self.w2, self.b2 = np.asarray(w2, np.float64), np.asarray(b2, np.float64)
         self.temperature = np.asarray(temperature, np.float64)
-        self.threshold = float(threshold)
+        self.threshold = np.broadcast_to(np.asarray(threshold, np.float64), (len(LABELS),)).copy()
         if self.w1.shape[0] != len(FEATURE_NAMES) or self.w2.shape[1] != len(LABELS):
             raise ClearsightError(
                 f"recogniser weights are for {self.w1.shape[0]} features and {self.w2.shape[1]} labels; this "
@@ -255,46 +252,23 @@ class Recogniser:
         return 1 / (1 + np.exp(-np.clip(self.logits(feats), -40, 40)))
 
     def __call__(self, rgb: np.ndarray) -> Recognition:
-        p = self.probabilities(features_np(rgb))[0]
-        return Recognition({k: float(v) for k, v in zip(LABELS, p)}, self.threshold)
+        if self.nets is None:
+            raise ClearsightError("this recogniser was loaded without its networks (use clearsight.models.auto)")
+        p = self.probabilities(features_np(rgb, self.nets))[0]
+        return Recognition({k: float(v) for k, v in zip(LABELS, p)}, dict(zip(LABELS, self.threshold.tolist())))
 
     def save(self, path: str | Path, **meta: str) -> None:
         np.savez(
             path, mean=self.mean, std=self.std, w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2,
-            temperature=self.temperature, threshold=np.float64(self.threshold), labels=np.array(LABELS),
+            temperature=self.temperature, threshold=self.threshold, labels=np.array(LABELS),
             features=np.array(FEATURE_NAMES), **{k: np.array(v) for k, v in meta.items()},
         )  # fmt: skip
 
     @classmethod
-    def load(cls, path: str | Path) -> Recogniser:
+    def load(cls, path: str | Path, nets=None) -> Recogniser:
         try:
             with np.load(path) as z:
-                return cls(z["mean"], z["std"], z["w1"], z["b1"], z["w2"], z["b2"], z["temperature"], z["threshold"])
+                args = [z[k] for k in ("mean", "std", "w1", "b1", "w2", "b2", "temperature", "threshold")]
+            return cls(*args, nets=nets)
         except (OSError, KeyError, ValueError) as e:
             raise ClearsightError(f"{path}: not a recogniser file ({e})") from None
-
-
-#: The shipped recogniser.
-WEIGHTS = Path(__file__).resolve().parent / "models" / "weights" / "recogniser_real.npz"
-
-
-@lru_cache(maxsize=4)
-def load_recogniser(path: str | None = None) -> Recogniser:
-    """The recogniser in ``path`` (default: the shipped one), loaded once."""
-    return Recogniser.load(path or WEIGHTS)
-
-
-def recognise(image, path: str | None = None) -> Recognition:
-    """What ``image`` (a file path, an ``(H, W, 3)`` array or a ``(3, H, W)``/``(1, 3, H, W)`` tensor in [0, 1])
-    needs, as a :class:`Recognition`."""
-    if isinstance(image, (str, Path)):
-        from .io import load_image
-
-        rgb = load_image(image).rgb
-        rgb = np.repeat(rgb[..., None], 3, 2) if rgb.ndim == 2 else rgb
-    elif isinstance(image, np.ndarray):
-        rgb = image
-    else:
-        t = image[0] if image.dim() == 4 else image
-        rgb = t.detach().permute(1, 2, 0).float().cpu().numpy()
-    return load_recogniser(path)(rgb)
