@@ -138,3 +138,13 @@ def test_judge_and_identify_commands(tmp_path):
     assert r.stdout.count("a.png") == 1 and "[" in r.stdout
     header = next(csv.reader(open(tmp_path / "i.csv")))
     assert header == ["file", *LABELS, "found"]
+
+
+def test_low_light_is_brightened_only_in_a_dark_photo(monkeypatch):
+    _fake(monkeypatch, "low_light")
+    dim = to_u8(scene(80, 100, seed=3) * 0.9)
+    out, state = restore_array(dim, cs.create_model("auto"))
+    assert np.array_equal(out, dim) and "not dark" in state.reason
+    dark = to_u8(scene(80, 100, seed=3) * 0.08)
+    out, state = restore_array(dark, cs.create_model("auto"))
+    assert state.params["steps"][0] == "lowlight.lol" and out.mean() > 2 * dark.mean()

@@ -3,7 +3,8 @@
 1. :mod:`clearsight.recognition` gives a calibrated probability for each of haze, night haze, sand-dust, low light,
    noise, rain, blur and clean, from the whole image (noise and blur are measured at full resolution).
 2. Every degradation found (probability >= the recogniser's threshold) gets its restorer: night haze ->
-   ``ffdnet.denoise`` if noise was found, then ``dcp-night``; else low light -> ``lowlight.lol`` then
+   ``ffdnet.denoise`` if noise was found, then ``dcp-night``; else low light (in a photo whose mean luma is
+   under :attr:`Auto.dark_luma`) -> ``lowlight.lol`` then
    ``ffdnet.denoise`` (brightening first, then denoising what it lifted, was better on the held-out
    ``lowlight/lol_train`` pairs than the reverse: 19.6 against 18.7 dB); else noise -> ``ffdnet.denoise``; then
    sand-dust -> ``dcp-dust``, else haze -> ``dcp`` (after the denoiser: dehazing amplifies noise). Rain and blur
@@ -206,10 +207,20 @@ class Auto(Restorer):
     def prepare(self, preview: np.ndarray) -> RestorerState:
         return self._prepare(preview, self._recognise(preview))
 
-    def _prepare(self, preview: np.ndarray, rec) -> RestorerState:
+    #: ``lowlight.lol`` brightens only photos darker than this mean luma (23 of the 24 ``lowlight/lol_train``
+    #: inputs are; a dim but exposed photo brightened loses fidelity: PolyU's dim crops lost 5-9 dB).
+    dark_luma = 0.15
+
+    def _prepare(self, preview: np.ndarray, rec: Recognition) -> RestorerState:
         from ..judging import judge_np
 
-        steps, notes = self.plan(rec.found)
+        found, notes = list(rec.found), []
+        luma = float((preview @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+        if "low_light" in found and luma >= self.dark_luma:
+            found.remove("low_light")
+            notes.append(f"low_light found, left alone (mean luma {luma:.2f} >= {self.dark_luma}: not dark)")
+        steps, plan_notes = self.plan(found)
+        notes += plan_notes
         cur, kept, states = preview, [], []
         for name in steps:
             model = self.chain.model(name)
