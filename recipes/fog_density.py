@@ -11,6 +11,9 @@ median held-out clean photo.
 Usage::
 
     python recipes/fog_density.py --data ../shared/data
+
+Peak memory, measured (maximum resident size, ``/usr/bin/time -f %M``): 1.1 GB, 30 s. NumPy/OpenCV only, so
+float32 and bf16 do not apply.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ that must come out unchanged. Never used: ``lowlight/lol`` (the benchmark), ``lo
 Validation: the 4 held-out LOL pairs at full size and 16 BSDS500 validation photos darkened with a fixed seed;
 the EMA weights with the best mean of the two PSNRs are written to ``OUT/best.safetensors``.
 
-Resumable: running the same command again continues from ``OUT/checkpoint.pt``. Peak memory, measured
-(VmHWM, training and validation): see the header line written by ``benchmarks/recipe_memory.py``.
+Resumable: running the same command again continues from ``OUT/checkpoint.pt``. Peak memory, measured (maximum
+resident size of the process over 30 iterations and one validation, ``/usr/bin/time -f %M``): 1.0 GB in bf16,
+1.1 GB in float32 (``--fp32``). On 2 cores with bf16 one iteration takes about 0.35-0.4 s with one thread.
 """
 
 from __future__ import annotations

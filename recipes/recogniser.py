@@ -17,7 +17,9 @@ Evaluation: leave one real source out (each source in turn, every benchmark fold
 logits set one temperature per label (calibration); the shipped model is then trained on everything allowed.
 Writes ``OUT/recogniser_real.npz``, ``OUT/report.json`` and ``OUT/report.md`` (accuracy per source, confusion
 matrix, calibration). Features are cached in ``OUT/features.npz``. About 8 minutes on one core, most of it
-computing features. Peak memory about 1 GB.
+computing features (one image in memory at a time; that pass's peak was not measured). Measured peak (maximum
+resident size) of a run from cached features, leave-one-source-out fits and the final fit: 0.36 GB; it runs in
+float32 (no bf16 anywhere).
 """
 
 from __future__ import annotations
