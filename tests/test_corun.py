@@ -18,6 +18,7 @@ TINY = {
     "rsr": {"preset": "tiny"},
     "udair": {"preset": "tiny"},
     "ffdnet": {"preset": "tiny"},
+    "lowlight": {"preset": "tiny"},
     "degclass": {"widths": (4, 8)},
     "irp": {"widths": (8, 12, 16), "dim": 16},
 }
@@ -27,6 +28,7 @@ OUT_SHAPE = {
     "rsr": lambda x: tuple(x.shape),
     "udair": lambda x: tuple(x.shape),
     "ffdnet": lambda x: tuple(x.shape),
+    "lowlight": lambda x: tuple(x.shape),
     "degclass": lambda x: (x.shape[0], 9),
     "irp": lambda x: (x.shape[0],),
 }

@@ -286,7 +286,7 @@ def test_restore_keeps_a_floating_point_tiff_floating_point(tmp_path):
     src.parent.mkdir()
     hz = hazy_scene(48, 64)[0].astype(np.float32)
     assert cv2.imwrite(str(src), hz[..., ::-1])
-    r = run_cli("restore", str(src), "-o", str(tmp_path / "out"), "-q")
+    r = run_cli("restore", str(src), "-o", str(tmp_path / "out"), "-q", "-m", "dcp")
     assert r.returncode == 0, r.stderr
     out = cv2.imread(str(tmp_path / "out" / "fog.tif"), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.float32 and out.shape == (48, 64, 3) and 0 <= out.min() and out.max() <= 1

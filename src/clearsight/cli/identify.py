@@ -67,7 +67,7 @@ def run_identify(args: argparse.Namespace) -> int:
         rows.append([str(f), *[f"{rec.probabilities[k]:.4f}" for k in LABELS], "+".join(rec.found) or "clean"])
     if args.csv:
         _write_csv(args.csv, ["file", *LABELS, "found"], rows)
-    return 1 if failed else 0
+    return 1 if failed and not rows else 0  # as before: 1 only when nothing could be identified
 
 
 def _identify_udair(args: argparse.Namespace) -> int:
@@ -99,7 +99,7 @@ def _identify_udair(args: argparse.Namespace) -> int:
         rows.append([str(f), *[f"{float(v):.4f}" for v in p]])
     if args.csv:
         _write_csv(args.csv, ["file", *tasks], rows)
-    return 1 if failed else 0
+    return 1 if failed and not rows else 0
 
 
 def add_judge(sub) -> None:
