@@ -21,21 +21,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clearsight.io import load_image
+from clearsight.degrade.dataset import image_files
+from clearsight.io import read_image
 from clearsight.judging import THRESHOLDS, judge_np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _files(folder: Path) -> list[Path]:
-    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
+    return image_files(folder)
 
 
 def _float(p: Path) -> np.ndarray:
-    a = load_image(p).rgb
-    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else float(np.iinfo(a.dtype).max))
-    return np.ascontiguousarray(np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a[..., :3])
+    """RGB float32 ``(H, W, 3)`` in [0, 1] (grayscale repeated)."""
+    return np.ascontiguousarray(read_image(p)[0].permute(1, 2, 0).numpy())
 
 
 def _u8(x: np.ndarray) -> np.ndarray:

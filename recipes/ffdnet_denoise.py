@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _loop import add_training_options, after_step, learning_rate, set_up, update_ema
 
 from clearsight.io import load_image
 from clearsight.models import build_arch
@@ -171,24 +172,9 @@ def validate(net, items, amp: bool) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="the shared data folder (holds clean/BSDS500, ...)")
-    ap.add_argument("--out", default="runs/ffdnet", help="run folder (checkpoint, logs, best weights)")
-    ap.add_argument("--preset", default="cpu", choices=["cpu", "paper", "tiny"])
-    ap.add_argument("--iters", type=int, default=6000)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--crop", type=int, default=96)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--val-every", type=int, default=500)
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (leave a core for other work)")
-    ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
-    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
-    ap.add_argument("--seed", type=int, default=0)
+    add_training_options(ap, "runs/ffdnet", iters=6000, batch=32, crop=96, val_every=500)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    amp = not args.fp32 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    torch.manual_seed(args.seed)
+    out, amp = set_up(args)
     model_args = {"preset": args.preset}
     net = build_arch("ffdnet", **model_args).to(memory_format=torch.channels_last)
     ema = build_arch("ffdnet", **model_args)
@@ -217,8 +203,7 @@ def main() -> None:
                 f"{args.crop} --lr {args.lr} --seed {args.seed}", train=list(TRAIN_FOLDERS),
                 validation=f"every {VAL_EVERY}th of clean/BSDS500, sigma {VAL_SIGMAS}")  # fmt: skip
     for it in range(start, args.iters):
-        lr = 1e-5 + 0.5 * (args.lr - 1e-5) * (1 + math.cos(math.pi * it / args.iters))
-        lr *= min(1.0, (it + 1) / 200)
+        lr = learning_rate(it, args.iters, args.lr, warmup=200)
         for group in opt.param_groups:
             group["lr"] = lr
         clean = crops.batch(args.batch)
@@ -238,10 +223,7 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(net.body.parameters(), 1.0)  # apart: the estimator's gradient is larger
         torch.nn.utils.clip_grad_norm_(net.estimator.parameters(), 1.0)
         opt.step()
-        decay = min(0.999, (1 + it) / (10 + it))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p.detach(), 1 - decay)
+        update_ema(ema, net, it, cap=0.999)
         n = it + 1
         if n % 20 == 0:
             dt = (time.time() - t_last) / 20
@@ -249,23 +231,15 @@ def main() -> None:
             writer.writerow([n, f"{loss_img.item():.5f}", f"{loss_est.item():.5f}", f"{lr:.2e}", f"{dt:.3f}"])
             log.flush()
             print(f"it {n} loss {loss_img.item():.4f} est {loss_est.item():.4f} lr {lr:.1e} {dt:.2f} s/it", flush=True)
-        if n % args.val_every == 0 or n == args.iters:
-            res = validate(ema, val_items, amp)
-            print(f"val {n}: " + json.dumps({k: round(v, 3) for k, v in res.items()}), flush=True)
-            with open(out / "val.jsonl", "a") as fh:
-                fh.write(json.dumps({"iteration": n, **res}) + "\n")
-            if res["blind_mean"] > best:
-                best = res["blind_mean"]
-                save_weights(ema, out / "best.safetensors", "ffdnet", model_args, iterations=str(n),
-                             validation_scores=json.dumps(res), **meta)  # fmt: skip
-        stop = args.time_limit is not None and time.time() - t0 > args.time_limit
-        if n % args.ckpt_every == 0 or n == args.iters or stop:
-            state = {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
-                     "crop_rng": crops.rng.bit_generator.state, "iteration": n, "best": best}  # fmt: skip
-            torch.save(state, out / "checkpoint.tmp")
-            (out / "checkpoint.tmp").replace(ckpt)
+        best, stop = after_step(
+            n, args, out, t0, best, lambda: validate(ema, val_items, amp), "blind_mean",
+            lambda n_, res: save_weights(ema, out / "best.safetensors", "ffdnet", model_args, iterations=str(n_),
+                                         validation_scores=json.dumps(res), **meta),
+            lambda b, n_=n: {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                             "gen": g.get_state(),
+                     "crop_rng": crops.rng.bit_generator.state, "iteration": n_, "best": b},
+        )  # fmt: skip
         if stop:
-            print(f"time limit: stopped at iteration {n}; run again to resume")
             break
 
 

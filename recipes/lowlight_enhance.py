@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _loop import add_training_options, after_step, learning_rate, set_up, update_ema
 
 from clearsight.io import load_image
 from clearsight.models import build_arch
@@ -148,24 +149,9 @@ def validate(net, items, amp: bool) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="the shared data folder (holds lowlight/lol_train, clean/BSDS500)")
-    ap.add_argument("--out", default="runs/lowlight", help="run folder (checkpoint, logs, best weights)")
-    ap.add_argument("--preset", default="cpu", choices=["cpu", "paper", "tiny"])
-    ap.add_argument("--iters", type=int, default=3000)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--crop", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--val-every", type=int, default=250)
-    ap.add_argument("--ckpt-every", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (leave a core for other work)")
-    ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
-    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
-    ap.add_argument("--seed", type=int, default=0)
+    add_training_options(ap, "runs/lowlight", iters=3000, batch=8, crop=256, val_every=250)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    amp = not args.fp32 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    torch.manual_seed(args.seed)
+    out, amp = set_up(args)
     model_args = {"preset": args.preset}
     net = build_arch("lowlight", **model_args)
     ema = build_arch("lowlight", **model_args)
@@ -195,8 +181,7 @@ def main() -> None:
                 f"every {VAL_EVERY_BSDS}th BSDS500 darkened")  # fmt: skip
     t0 = t_last = time.time()
     for it in range(start, args.iters):
-        lr = 1e-5 + 0.5 * (args.lr - 1e-5) * (1 + math.cos(math.pi * it / args.iters))
-        lr *= min(1.0, (it + 1) / 100)
+        lr = learning_rate(it, args.iters, args.lr, warmup=100)
         for group in opt.param_groups:
             group["lr"] = lr
         low, high = sampler.batch(args.batch, g)
@@ -207,33 +192,22 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        decay = min(0.998, (1 + it) / (10 + it))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p.detach(), 1 - decay)
+        update_ema(ema, net, it, cap=0.998)
         n = it + 1
         if n % 20 == 0:
             dt = (time.time() - t_last) / 20
             t_last = time.time()
             log.writerow([n, f"{loss.item():.5f}", f"{lr:.2e}", f"{dt:.3f}"])
             print(f"it {n} loss {loss.item():.4f} lr {lr:.1e} {dt:.2f} s/it", flush=True)
-        if n % args.val_every == 0 or n == args.iters:
-            res = validate(ema, items, amp)
-            print(f"val {n}: " + json.dumps({k: round(v, 3) for k, v in res.items()}), flush=True)
-            with open(out / "val.jsonl", "a") as fh:
-                fh.write(json.dumps({"iteration": n, **res}) + "\n")
-            if res["mean"] > best:
-                best = res["mean"]
-                save_weights(ema, out / "best.safetensors", "lowlight", model_args, iterations=str(n),
-                             validation_scores=json.dumps(res), **meta)  # fmt: skip
-        stop = args.time_limit is not None and time.time() - t0 > args.time_limit
-        if n % args.ckpt_every == 0 or n == args.iters or stop:
-            state = {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
-                     "rng": sampler.rng.bit_generator.state, "iteration": n, "best": best}  # fmt: skip
-            torch.save(state, out / "checkpoint.tmp")
-            (out / "checkpoint.tmp").replace(ckpt)
+        best, stop = after_step(
+            n, args, out, t0, best, lambda: validate(ema, items, amp), "mean",
+            lambda n_, res: save_weights(ema, out / "best.safetensors", "lowlight", model_args, iterations=str(n_),
+                                         validation_scores=json.dumps(res), **meta),
+            lambda b, n_=n: {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                             "gen": g.get_state(),
+                     "rng": sampler.rng.bit_generator.state, "iteration": n_, "best": b},
+        )  # fmt: skip
         if stop:
-            print(f"time limit: stopped at iteration {n}; run again to resume")
             break
 
 

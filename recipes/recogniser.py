@@ -32,9 +32,10 @@ import cv2
 import numpy as np
 import torch
 
+from clearsight.degrade.dataset import image_files
 from clearsight.degrade.depth import estimate_depth
 from clearsight.degrade.pipeline import Degrader
-from clearsight.io import load_image
+from clearsight.io import read_image
 from clearsight.models.auto import recognition_nets
 from clearsight.recognition import FEATURE_NAMES, LABELS, Recogniser, features_np
 
@@ -76,14 +77,12 @@ def is_benchmark(source: str) -> bool:
 
 
 def _files(folder: Path) -> list[Path]:
-    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
+    return image_files(folder)
 
 
 def _float(path: Path) -> np.ndarray:
-    a = load_image(path).rgb
-    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else float(np.iinfo(a.dtype).max))
-    return np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a[..., :3]
+    """RGB float32 ``(H, W, 3)`` in [0, 1] (grayscale repeated)."""
+    return np.ascontiguousarray(read_image(path)[0].permute(1, 2, 0).numpy())
 
 
 def _reencode(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

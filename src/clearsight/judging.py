@@ -92,11 +92,9 @@ class Verdict:
 
 
 def _float(a: np.ndarray) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535
-    return np.clip(np.asarray(a, np.float32), 0, 1)
+    from .recognition import _to_float
+
+    return _to_float(a)
 
 
 def _preview(x: np.ndarray) -> np.ndarray:
