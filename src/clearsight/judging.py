@@ -9,7 +9,8 @@ harm               test (thresholds in :data:`THRESHOLDS`)
 =================  =========================================================================================
 ``colour_cast``    the mean a*b* of BEFORE's most neutral 30% (lit pixels only), each image's divided by its
                    typical chroma, moved by more than ``cast`` and away from neutral; or coloured pixels
-                   (chroma > 15 before and after) turned by more than ``hue`` degrees on average (the shift
+                   (chroma > 15 before and after) turned, on circular average and in one direction, by more
+                   than ``hue`` degrees (the shift
                    limit is 3x ``cast`` when BEFORE's mean luma is under 0.25, and the shift is not tested
                    under 0.12); the neutral
                    test needs a quarter of BEFORE lit (luma > 0.1): the colour of a dark photo is not measurable
@@ -155,7 +156,9 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if vivid.mean() >= 0.02:
         hb = np.arctan2(lb[:, :, 2], lb[:, :, 1])[vivid]
         ha = np.arctan2(la[:, :, 2], la[:, :, 1])[vivid]
-        s["hue_turn"] = float(np.degrees(np.abs(np.angle(np.exp(1j * (ha - hb))))).mean())
+        # the mean *signed* turn (circular mean): a rotation of the hues is harm; removing a veil turns hues
+        # both ways (yellow to blue sky, to red brick, to grey) and averages out
+        s["hue_turn"] = float(np.degrees(abs(np.angle(np.exp(1j * (ha - hb)).mean()))))
     else:
         s["hue_turn"] = 0.0
     away = s["cast_after"] > s["cast_before"] + 1.0  # a correction moves towards neutral, a harm away from it
