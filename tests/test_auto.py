@@ -148,3 +148,13 @@ def test_low_light_is_brightened_only_in_a_dark_photo(monkeypatch):
     dark = to_u8(scene(80, 100, seed=3) * 0.08)
     out, state = restore_array(dark, cs.create_model("auto"))
     assert state.params["steps"][0] == "lowlight.lol" and out.mean() > 2 * dark.mean()
+
+
+def test_restore_report_says_what_auto_found_and_did(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    cs.save_image(src / "flat.png", np.full((40, 48, 3), 128, np.uint8))
+    r = run_cli("restore", str(src), "-o", str(tmp_path / "out"), "--report", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "what auto found and did:" in r.stdout and "flat.png: found " in r.stdout
+    assert np.array_equal(cs.load_image(tmp_path / "out" / "flat.png").rgb, np.full((40, 48, 3), 128, np.uint8))

@@ -99,14 +99,20 @@ def print_report(results) -> None:
         return
     print()
     print("before -> after (haze: mean dark channel, lower is clearer; contrast: luma std; colour: colourfulness)")
-    header = f"{'file':<28} {'method':<20} {'haze':>13} {'contrast':>13} {'colour':>13} {'sec':>6}"
+    width = max(20, *(len(r.method) for r in rows))
+    header = f"{'file':<28} {'method':<{width}} {'haze':>13} {'contrast':>13} {'colour':>13} {'sec':>6}"
     print(header)
     print("-" * len(header))
     for r in rows:
         a, b = image_stats(r.source), image_stats(r.output)
         cells = [f"{a[k]:.3f}->{b[k]:.3f}" for k in ("haze", "contrast", "colour")]
         name = Path(r.source).name[:28]
-        print(f"{name:<28} {r.method[:20]:<20} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {r.seconds:6.2f}")
+        print(f"{name:<28} {r.method:<{width}} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {r.seconds:6.2f}")
+    found = [r for r in rows if r.method.startswith("auto") and r.message]
+    if found:
+        print("\nwhat auto found and did:")
+        for r in found:
+            print(f"  {Path(r.source).name}: {r.message}")
 
 
 def print_summary(summary, seconds: float) -> None:
