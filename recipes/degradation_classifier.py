@@ -7,6 +7,10 @@ Usage::
 Crops of 32-96 px (resized to 48) of the clean corpus (SunHays80, Urban100, CBSD68, Set14; Kodak24 held out for
 the accuracy check) are degraded with one preset each (or left clean) on the fly; AdamW, cosine, bf16, a fixed
 wall-time budget. Prints and stores the held-out accuracy and confusion matrix in the weights' metadata.
+
+Peak memory, measured (maximum resident size, ``/usr/bin/time -f %M``, a 0.4-minute run, batch 64, one loader
+worker): 0.86 GB in bf16 and 0.86 GB in float32 (``--fp32``; the network is small, the data dominates). ``--out``
+writes elsewhere than the shipped file.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=12)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", default=str(WEIGHTS_DIR / "degclass_synth.safetensors"), help="weights file to write")
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast (a CPU without native bf16)")
     args = ap.parse_args()
     root = Path(args.data) / "clean"
     train_src = [root / d for d in ("SunHays80", "Urban100_x2HR", "CBSD68", "Set14")]
@@ -72,7 +78,7 @@ def main() -> None:
             break
         for g in opt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * frac))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.fp32):
             loss = F.cross_entropy(net(x.contiguous(memory_format=torch.channels_last)).float(), y)
         opt.zero_grad()
         loss.backward()
@@ -96,7 +102,7 @@ def main() -> None:
     print("held-out accuracy", acc, "hazy-vs-not accuracy", hazy_acc)
     print(conf)
     path = save_weights(
-        net, WEIGHTS_DIR / "degclass_synth.safetensors", "degclass", {},
+        net, args.out, "degclass", {},
         description="degradation classifier (9 classes) trained on our synthesis presets; Colabator's haze prior",
         iterations=str(it), heldout_accuracy=f"{acc:.4f}", heldout_hazy_accuracy=f"{hazy_acc:.4f}",
         confusion=json.dumps(conf.tolist()), classes=json.dumps(CLASSES), recipe="recipes/degradation_classifier.py",
