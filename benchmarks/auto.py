@@ -87,7 +87,7 @@ def main() -> int:
 
     def run(name: str, a: np.ndarray) -> tuple[np.ndarray, str]:
         out, state = restore_array(a, models[name])
-        return out, state.method if name == "auto" else state.method
+        return out, state.method
 
     def montage(title: str, rows: list[tuple[str, list[np.ndarray], str]]) -> None:
         html.append(f"<h2>{title}</h2><table>")

@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from ._errors import ClearsightError
+from .recognition import _crop, _flat_noise, _to_float, image_array
 
 __all__ = ["judge", "judge_np", "Verdict", "THRESHOLDS", "HARMS"]
 
@@ -92,12 +93,6 @@ class Verdict:
         return "ok" if self.ok else "harmed: " + ", ".join(self.harms)
 
 
-def _float(a: np.ndarray) -> np.ndarray:
-    from .recognition import _to_float
-
-    return _to_float(a)
-
-
 def _preview(x: np.ndarray) -> np.ndarray:
     h, w = x.shape[:2]
     s = _PREVIEW / max(h, w)
@@ -106,22 +101,10 @@ def _preview(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _flat_noise(y: np.ndarray) -> float:
-    from .recognition import _flat_noise as fn
-
-    return fn(y)[1]
-
-
-def _crop(x: np.ndarray, size: int = 512) -> np.ndarray:
-    h, w = x.shape[:2]
-    y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return np.ascontiguousarray(x[y0 : y0 + size, x0 : x0 + size])
-
-
 def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float] | None = None) -> Verdict:
     """Judge ``after`` against ``before``: ``(H, W, 3)`` arrays (uint8, uint16 or float in [0, 1])."""
     t = {**THRESHOLDS, **(thresholds or {})}
-    b, a = _float(before), _float(after)
+    b, a = _to_float(before), _to_float(after)
     if b.ndim != 3 or a.ndim != 3 or b.shape[2] != 3 or a.shape[2] != 3:
         raise ClearsightError(f"judge needs two RGB images, got shapes {b.shape} and {a.shape}")
     if min(b.shape[:2]) < 16:
@@ -167,9 +150,9 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if (away and s["cast_shift"] > cast_limit) or s["hue_turn"] > t["hue"]:
         harms.append("colour_cast")
     # noise relative to brightness, at full size
-    gb = cv2.cvtColor(_crop(b), cv2.COLOR_RGB2GRAY)
-    ga = cv2.cvtColor(_crop(a), cv2.COLOR_RGB2GRAY)
-    nb, na = _flat_noise(gb), _flat_noise(ga)
+    gb = cv2.cvtColor(np.ascontiguousarray(_crop(b)), cv2.COLOR_RGB2GRAY)
+    ga = cv2.cvtColor(np.ascontiguousarray(_crop(a)), cv2.COLOR_RGB2GRAY)
+    nb, na = _flat_noise(gb)[1], _flat_noise(ga)[1]
     rel_b, rel_a = nb / (gb.mean() + 0.02), na / (ga.mean() + 0.02)
     s["noise_ratio"] = float(rel_a / max(rel_b, 1e-4))
     s["noise_after"] = float(na)
@@ -238,15 +221,4 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
 def judge(before, after, thresholds: dict[str, float] | None = None) -> Verdict:
     """Judge a restoration: ``before`` and ``after`` as file paths, ``(H, W, 3)`` arrays or ``(3, H, W)`` /
     ``(1, 3, H, W)`` tensors in [0, 1]. Returns a :class:`Verdict`."""
-
-    def arr(v):
-        if isinstance(v, np.ndarray):
-            return v
-        if hasattr(v, "detach"):
-            t_ = v[0] if v.dim() == 4 else v
-            return t_.detach().permute(1, 2, 0).float().cpu().numpy()
-        from .io import load_image
-
-        return load_image(v).rgb
-
-    return judge_np(arr(before), arr(after), thresholds)
+    return judge_np(image_array(before), image_array(after), thresholds)

@@ -111,6 +111,20 @@ def _preview(x: np.ndarray, size: int) -> np.ndarray:
     return x
 
 
+def image_array(image) -> np.ndarray:
+    """An ``(H, W, 3)`` array of ``image``: a file path (read with :func:`clearsight.io.load_image`; grayscale
+    repeated), an array (returned as it is) or a ``(3, H, W)`` / ``(1, 3, H, W)`` tensor in [0, 1]."""
+    if isinstance(image, np.ndarray):
+        return image
+    if hasattr(image, "detach"):
+        t = image[0] if image.dim() == 4 else image
+        return t.detach().permute(1, 2, 0).float().cpu().numpy()
+    from .io import load_image
+
+    rgb = load_image(image).rgb
+    return np.repeat(rgb[..., None], 3, 2) if rgb.ndim == 2 else rgb
+
+
 def _to_float(x: np.ndarray) -> np.ndarray:
     """uint8, uint16 or float pixels -> contiguous float32 in [0, 1]."""
     if x.dtype == np.uint8:

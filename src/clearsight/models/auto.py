@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..priors.base import Restorer, RestorerState, make_preview
-from ..recognition import LABELS, Recogniser, Recognition
+from ..recognition import LABELS, Recogniser, Recognition, image_array
 
 __all__ = ["Auto", "Chain", "recognise", "load_recogniser", "recognition_nets", "RECOGNISER"]
 
@@ -57,17 +57,7 @@ def recognise(image, path: str | None = None) -> Recognition:
     """What ``image`` needs (``cs.recognise``): a file path, an ``(H, W, 3)`` array (uint8, uint16 or float in
     [0, 1]) or a ``(3, H, W)`` / ``(1, 3, H, W)`` tensor in [0, 1]. Returns a
     :class:`~clearsight.recognition.Recognition` (``.found``, ``.probabilities``)."""
-    if isinstance(image, (str, Path)):
-        from ..io import load_image
-
-        rgb = load_image(image).rgb
-        rgb = np.repeat(rgb[..., None], 3, 2) if rgb.ndim == 2 else rgb
-    elif isinstance(image, np.ndarray):
-        rgb = image
-    else:
-        t = image[0] if image.dim() == 4 else image
-        rgb = t.detach().permute(1, 2, 0).float().cpu().numpy()
-    return load_recogniser(path)(rgb)
+    return load_recogniser(path)(image_array(image))
 
 
 #: Restorer of each degradation; ``None``: reported and left alone.
