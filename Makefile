@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine (see README):
 #   make demo   create .venv, install clearsight, restore the bundled samples, print a before/after table
-#   make test   create .venv, install clearsight with its dev extras, run the test suite
+#   make test   create .venv, install clearsight with its dev extras (and the dask, app, onnx extras), run the test suite
 # torch is pinned through constraints.txt so that pip takes the CPU build and never a CUDA one.
 
 PYTHON ?= python3
@@ -19,7 +19,7 @@ $(VENV)/.base: $(BIN)/python pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.base
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,dask,app,onnx]'
 	@touch $@
 
 demo: $(VENV)/.base

@@ -143,6 +143,7 @@ def restore_files(
     progress: bool = True,
     on_result: Callable[[FileResult], None] | None = None,
     smooth: float = 0.9,
+    client=None,
 ) -> Summary:
     """Restore files, folders and glob patterns into ``outdir``.
 
@@ -168,6 +169,12 @@ def restore_files(
 
     Video files (:data:`~clearsight.video.VIDEO_EXTENSIONS`) are restored frame by frame into a video of the
     same name (``fmt`` applies to images only; see :func:`~clearsight.video.restore_video`).
+
+    ``client``: a ``dask.distributed.Client``; each file (a video too) becomes one task on its cluster, the
+    restorer is sent to each worker once, and the outputs are the same bytes as in a run without it (the
+    workers must see the input and output folders at the same paths: a shared file system). Skipping, locks,
+    atomic writes and failure reports work as without it; ``on_result`` sees the files as they complete and
+    the summary lists them in input order. Needs the ``dask`` extra (``pip install 'clearsight[dask]'``).
     """
     if fmt != "same" and fmt not in WRITABLE_FORMATS:
         raise ClearsightError(f"unknown output format {fmt!r}; choose same, {', '.join(WRITABLE_FORMATS)}")
@@ -212,57 +219,137 @@ def restore_files(
 
     input_keys = {os.path.realpath(s) for s, _ in pairs}
     claimed: set[str] = set()
+    jobs: list[_Job] = []
+    for src, rel in pairs:
+        out_fmt = fmt
+        video = is_video(src)
+        if video:
+            dst = outdir / rel.with_suffix(video_output_suffix(src))
+        else:
+            if fmt == "same":
+                out_fmt = _sniff_format(src) or "png"
+                if out_fmt not in WRITABLE_FORMATS:
+                    out_fmt = "png"
+            dst = outdir / rel.with_suffix(extension_for_format(out_fmt))
+        if os.path.realpath(dst) in claimed:  # a.png and a.jpg would both become a.png
+            dst = dst.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}{dst.suffix}")
+        key = os.path.realpath(dst)
+        claimed.add(key)
+        if key in input_keys:
+            jobs.append(_Job(src, dst, out_fmt, video, f"{src}: refusing to write the result onto input file {dst}"))
+        else:
+            jobs.append(_Job(src, dst, out_fmt, video))
+    opts = _Options(tile, overlap, smooth, quality, overwrite)
     bar = None
-    if progress and pairs:
+    if progress and jobs:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(pairs), unit="img", desc=f"restore ({model})", dynamic_ncols=True)
+        where = f", {_workers_label(client)}" if client is not None else ""
+        bar = tqdm(total=len(jobs), unit="img", desc=f"restore ({model}{where})", dynamic_ncols=True)
     try:
-        for src, rel in pairs:
-            t0 = time.perf_counter()
-            out_fmt = fmt
-            video = is_video(src)
-            if video:
-                dst = outdir / rel.with_suffix(video_output_suffix(src))
-            else:
-                if fmt == "same":
-                    out_fmt = _sniff_format(src) or "png"
-                    if out_fmt not in WRITABLE_FORMATS:
-                        out_fmt = "png"
-                dst = outdir / rel.with_suffix(extension_for_format(out_fmt))
-            if os.path.realpath(dst) in claimed:  # a.png and a.jpg would both become a.png
-                dst = dst.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}{dst.suffix}")
-            key = os.path.realpath(dst)
-            claimed.add(key)
-            if key in input_keys:
-                record(
-                    FileResult(
-                        str(src), str(dst), "failed", f"{src}: refusing to write the result onto input file {dst}"
-                    )
-                )
-            elif dst.exists() and not overwrite:
-                _OutputLock.sweep(dst)
-                record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)"))
-            else:
-                with _OutputLock(dst) as lock:
-                    if lock.owner is not None:  # another run writes it now: leave it to that run
-                        msg = f"{dst} is being written by another clearsight run (process {lock.owner})"
-                        record(FileResult(str(src), str(dst), "skipped", msg))
-                    elif dst.exists() and not overwrite:  # finished by another run while we got here
-                        record(FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite)"))
-                    elif video:
-                        res = _restore_video_file(
-                            src, dst, restorer, tile, overlap, smooth, quality, t0, bar is not None
-                        )
-                        record(res)
-                    else:
-                        record(_restore_one(src, dst, restorer, tile, overlap, out_fmt, quality, t0, bar is not None))
-            if bar is not None:
-                bar.update(1)
+        if client is None:
+            for job in jobs:
+                record(_run_job(job, restorer, opts, bar is not None))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            summary.results.extend(_run_distributed(client, jobs, restorer, opts, on_result, bar))
     finally:
         if bar is not None:
             bar.close()
     return summary
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One input file and where its result goes; ``refused`` is the reason it must not run."""
+
+    src: Path
+    dst: Path
+    out_fmt: str
+    video: bool
+    refused: str = ""
+
+
+@dataclass(frozen=True)
+class _Options:
+    tile: int | None
+    overlap: int
+    smooth: float
+    quality: int
+    overwrite: bool
+
+
+def _run_job(job: _Job, restorer: Restorer, opts: _Options, inner_progress: bool = False) -> FileResult:
+    """Restore one file (or skip or refuse it): the same in this process and on a Dask worker."""
+    src, dst, t0 = job.src, job.dst, time.perf_counter()
+    if job.refused:
+        return FileResult(str(src), str(dst), "failed", job.refused)
+    if dst.exists() and not opts.overwrite:
+        _OutputLock.sweep(dst)
+        return FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite to replace it)")
+    with _OutputLock(dst) as lock:
+        if lock.owner is not None:  # another run writes it now: leave it to that run
+            msg = f"{dst} is being written by another clearsight run (process {lock.owner})"
+            return FileResult(str(src), str(dst), "skipped", msg)
+        if dst.exists() and not opts.overwrite:  # finished by another run while we got here
+            return FileResult(str(src), str(dst), "skipped", f"{dst} exists (use --overwrite)")
+        if job.video:
+            return _restore_video_file(
+                src, dst, restorer, opts.tile, opts.overlap, opts.smooth, opts.quality, t0, inner_progress
+            )
+        return _restore_one(src, dst, restorer, opts.tile, opts.overlap, job.out_fmt, opts.quality, t0, inner_progress)
+
+
+def _workers_label(client) -> str:
+    try:
+        n = len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - only a label
+        return "dask"
+    return f"{n} dask worker{'s' if n != 1 else ''}"
+
+
+def _worker_job(job: _Job, restorer: Restorer, opts: _Options) -> FileResult:
+    """A Dask task: one file on a worker. Failures are results, as in the serial run; what is not caught here
+    (a bug) is sent back and re-raised by the client."""
+    from .runtime import tune_allocator
+
+    tune_allocator()
+    return _run_job(job, restorer, opts)
+
+
+def _run_distributed(client, jobs: list[_Job], restorer: Restorer, opts: _Options, notify, bar) -> list[FileResult]:
+    """Run ``jobs`` as one Dask task each on ``client``'s cluster; ``notify`` sees each result as it completes,
+    the results are returned in input order. The restorer is sent to every worker once; a task whose worker
+    dies is run again on another (Dask's ``allowed-failures``), and the lock the dead worker left is taken
+    over."""
+    from distributed import as_completed
+
+    remote = client.scatter(restorer, broadcast=True, hash=False)
+    futures = {
+        client.submit(_worker_job, job, remote, opts, key=f"clearsight-restore-{i}-{os.getpid()}-{time.time_ns()}",
+                      pure=False): i
+        for i, job in enumerate(jobs)
+    }  # fmt: skip
+    done: dict[int, FileResult] = {}
+    try:
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as e:  # noqa: BLE001 - e.g. the task's workers kept dying: report the file, go on
+                job = jobs[i]
+                msg = f"{job.src}: failed on the Dask cluster ({type(e).__name__}: {e})"
+                res = FileResult(str(job.src), str(job.dst), "failed", msg)
+            done[i] = res
+            if notify is not None:
+                notify(res)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        for fut in futures:
+            fut.release()
+    return [done[i] for i in range(len(jobs))]
 
 
 def _alive(pid: int) -> bool:

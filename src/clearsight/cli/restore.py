@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -17,6 +18,7 @@ examples:
   clearsight restore 'cam*/2026-*.jpg' -o out/ --model dcp-night --format png
   clearsight restore huge.tif -o out/ --tile 1024      tile a large image (memory stays flat)
   clearsight restore dashcam.mp4 -o out/ -m dcp        a video, frame by frame, without flicker
+  clearsight restore archive/ -o out/ -r --workers 4   a large batch on 4 local worker processes (Dask)
 
 Existing outputs are skipped, so re-running an interrupted batch resumes it; --overwrite redoes them.
 A result is never written onto an input file. Each file that fails is reported on one line and the
@@ -106,6 +108,20 @@ def add_restore(sub) -> None:
     )
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
     r.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="restore the files on a local Dask cluster of N worker processes (needs clearsight[dask])",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="restore the files on a running Dask cluster, e.g. tcp://HOST:8786; inputs and output folder must be "
+        "on a file system that every worker sees at the same paths (needs clearsight[dask])",
+    )
     r.add_argument("--report", action="store_true", help="print a before/after table of image statistics")
     r.add_argument("--json", metavar="FILE", help="also write the per-file summary as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only failures and the summary")
@@ -149,7 +165,6 @@ def _restorer(args: argparse.Namespace):
 
 def run_restore(args: argparse.Namespace) -> int:
     from .._errors import ClearsightError
-    from ..batch import restore_files
 
     smooth = getattr(args, "smooth", 0.9)  # 'demo' builds its own arguments
     if not 0 <= smooth < 1:
@@ -159,11 +174,33 @@ def run_restore(args: argparse.Namespace) -> int:
         if r.status == "failed":
             print(f"error: {r.message}", file=sys.stderr, flush=True)
 
+    workers, scheduler = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers is not None and scheduler is not None:
+        raise ClearsightError("give --workers N or --scheduler ADDRESS, not both")
     t0 = time.perf_counter()
-    summary = restore_files(
+    restorer = _restorer(args)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if workers is not None or scheduler is not None:
+            from .._dask import dask_client
+
+            client = stack.enter_context(dask_client(workers, scheduler))
+        summary = _restore(args, restorer, on_result, smooth, client)
+    if args.report:
+        print_report(summary.results)
+    print_summary(summary, time.perf_counter() - t0)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in summary.results], indent=2))
+    return 0 if summary.ok else 1
+
+
+def _restore(args: argparse.Namespace, restorer, on_result, smooth: float, client):
+    from ..batch import restore_files
+
+    return restore_files(
         args.inputs,
         args.output,
-        model=_restorer(args),
+        model=restorer,
         tile=args.tile,
         overlap=args.overlap,
         fmt=args.fmt,
@@ -173,13 +210,8 @@ def run_restore(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         on_result=on_result,
         smooth=smooth,
+        client=client,
     )
-    if args.report:
-        print_report(summary.results)
-    print_summary(summary, time.perf_counter() - t0)
-    if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in summary.results], indent=2))
-    return 0 if summary.ok else 1
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -103,7 +103,8 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     """A restorer running the network of a weights file (``clearsight restore --weights FILE``).
 
     ``overrides`` go to :class:`~clearsight.models.learned.NetworkRestorer` (``precision``, ``max_pixels``,
-    ``halo``, ``affine``). Dehazing architectures (:data:`AFFINE_DEFAULTS`) get the locally affine projection
+    ``halo``, ``affine``); ``backend="onnx"`` runs the network's pass in onnxruntime, from ``onnx_file`` or from
+    a graph exported once into the cache (:mod:`clearsight.models.onnx`). Dehazing architectures (:data:`AFFINE_DEFAULTS`) get the locally affine projection
     unless ``affine`` is given (``affine=None`` turns it off).
     """
     import json
@@ -119,6 +120,17 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
         net = build_arch(meta["arch"], **json.loads(meta.get("args", "{}")))
     name = name or meta.get("name") or Path(weights).stem
     arch = meta.get("arch", "")
+    backend, onnx_file = overrides.pop("backend", "torch"), overrides.pop("onnx_file", None)
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"backend must be torch or onnx, got {backend!r}")
+    if backend == "onnx" or onnx_file:
+        from .onnx import OnnxNetwork, cached_export
+
+        overrides["onnx"] = OnnxNetwork(onnx_file or cached_export(weights_file(str(weights))))
+        from .onnx import _sha
+
+        if overrides["onnx"].props.get("weights_sha256") != _sha(weights_file(str(weights))):
+            raise ClearsightError(f"{overrides['onnx'].path}: exported from other weights than {weights}; export again")
     if "affine" not in overrides:
         overrides["affine"] = AFFINE_DEFAULTS.get(arch)
     if "max_pixels" not in overrides and arch in MAX_PIXELS_DEFAULTS:

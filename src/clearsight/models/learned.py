@@ -90,6 +90,9 @@ class NetworkRestorer(Restorer):
             reduced-size pass is one episode.
         affine: radius of the locally affine projection's windows (see the module notes) as a fraction of the shorter
             side of the pass, e.g. ``0.06``; ``None``: off.
+        onnx: a :class:`~clearsight.models.onnx.OnnxNetwork` exported from ``net``: the network's pass runs in
+            onnxruntime (float32); the whole-image estimates on the preview and everything around the pass stay
+            as they are.
     """
 
     def __init__(
@@ -102,7 +105,11 @@ class NetworkRestorer(Restorer):
         halo: int = 32,
         tta: bool = False,
         affine: float | None = None,
+        onnx=None,
     ) -> None:
+        if onnx is not None and tta:
+            raise ValueError(f"{name}: test-time adaptation needs the torch backend, not onnx")
+        self.onnx = onnx
         if affine is not None and not 0 < affine <= 1:
             raise ValueError(f"affine must be a fraction of the image side in (0, 1], got {affine}")
         self.affine = affine
@@ -134,6 +141,12 @@ class NetworkRestorer(Restorer):
     def _run(
         self, x: torch.Tensor, airlight: torch.Tensor | None, globals_: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if self.onnx is not None:
+            extra = airlight if airlight is not None else globals_
+            if extra is None and len(self.onnx.inputs) > 1:  # CORUN without a preview estimate: as the net does
+                extra = self.net.estimate_airlight(x.float())
+            out = self.onnx.run(x.float().numpy(), extra.float().numpy() if extra is not None else None)
+            return torch.from_numpy(out).clamp(0, 1)
         kwargs = {"airlight": airlight} if airlight is not None else {}
         if globals_ is not None:
             kwargs["globals_"] = globals_
@@ -187,7 +200,8 @@ class NetworkRestorer(Restorer):
         return np.clip(res, 0, 1).astype(np.float32)
 
     def __repr__(self) -> str:
+        backend = f", backend=onnx:{self.onnx.path.name}" if self.onnx is not None else ""
         return (
             f"NetworkRestorer({self.name!r}, bf16={self.bf16}, max_pixels={self.max_pixels}, tta={self.tta}, "
-            f"affine={self.affine})"
+            f"affine={self.affine}{backend})"
         )

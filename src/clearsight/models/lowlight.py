@@ -88,19 +88,31 @@ class LowLightNet(nn.Module):
         f1 = self.enc1(torch.cat([small * 4 - 1, loglum], 1))
         f2 = self.enc2(f1)
         f3 = self.enc3(f2)
-        stats = torch.cat([lum.mean((2, 3)), lum.flatten(1).quantile(0.95, dim=1, keepdim=True)], 1)
-        g = self.glob(torch.cat([f3.mean((2, 3)), f3.amax((2, 3)), stats * 4], 1)) if globals_ is None else globals_
-        d2 = self.dec2(torch.cat([F.interpolate(f3, size=f2.shape[-2:], mode="bilinear", align_corners=False), f2], 1))
-        d1 = self.dec1(torch.cat([F.interpolate(d2, size=f1.shape[-2:], mode="bilinear", align_corners=False), f1], 1))
+        if globals_ is None:
+            stats = torch.cat([lum.mean((2, 3)), lum.flatten(1).quantile(0.95, dim=1, keepdim=True)], 1)
+            g = self.glob(torch.cat([f3.mean((2, 3)), f3.amax((2, 3)), stats * 4], 1))
+        else:  # (the quantile is not computed then: it also keeps the graph exportable to ONNX)
+            g = globals_
+        d2 = self.dec2(torch.cat([self._up(f3, f2.shape[-2:]), f2], 1))
+        d1 = self.dec1(torch.cat([self._up(d2, f1.shape[-2:]), f1], 1))
         m = self.config.max_log_gain
         # start near a 4x brightening: the global gain is a sigmoid over [0, m], the local part a bounded correction
         glob_gain = m * torch.sigmoid(g[:, :1] - 1.0)
         local = 1.5 * torch.tanh(self.head(d1))
-        log_gain = (glob_gain[:, :, None, None] + local).clamp(0, m)
+        log_gain = (glob_gain[:, :, None, None] + local).clamp(0.0, float(m))
         wb = 0.3 * torch.tanh(g[:, 1:4])
         wb = (wb - wb.mean(1, keepdim=True))[:, :, None, None]
         rolloff = F.softplus(g[:, 4:5])[:, :, None, None]
         return log_gain, wb, rolloff
+
+    #: Set by the ONNX export, whose input sides are multiples of 8: every upsampling is then exactly 2x, and a
+    #: fixed scale factor gives the same values as a target size while exporting with dynamic sizes.
+    exact_halves: bool = False
+
+    def _up(self, x: torch.Tensor, size) -> torch.Tensor:
+        if self.exact_halves:
+            return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def estimate_globals(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +128,7 @@ class LowLightNet(nn.Module):
 
     def forward(self, x: torch.Tensor, globals_: torch.Tensor | None = None) -> torch.Tensor:
         log_gain, wb, r = self.gains(x, globals_)
-        gain = F.interpolate(log_gain.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        gain = self._up(log_gain.float(), x.shape[-2:])
         y = x.float() * torch.exp(gain + wb.float())
         r = r.float()
         return (y * (1 + r) / (1 + r * y)).clamp(0, 1)
