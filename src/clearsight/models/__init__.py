@@ -104,8 +104,9 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
 
     ``overrides`` go to :class:`~clearsight.models.learned.NetworkRestorer` (``precision``, ``max_pixels``,
     ``halo``, ``affine``); ``backend="onnx"`` runs the network's pass in onnxruntime, from ``onnx_file`` or from
-    a graph exported once into the cache (:mod:`clearsight.models.onnx`). Dehazing architectures (:data:`AFFINE_DEFAULTS`) get the locally affine projection
-    unless ``affine`` is given (``affine=None`` turns it off).
+    a graph exported once into the cache (:mod:`clearsight.models.onnx`). Dehazing architectures
+    (:data:`AFFINE_DEFAULTS`) get the locally affine projection unless ``affine`` is given (``affine=None`` turns
+    it off).
     """
     import json
     from pathlib import Path
