@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint bench-classical bench-learned bench-baselines downstream samples clean
+.PHONY: demo test e2e lint bench-classical bench-learned bench-baselines downstream samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
+
+# the viewer in headless Chromium: installs Debian's chromium and chromium-driver (needs root or sudo) and selenium,
+# then drives upload, restore and download; the screenshot goes to benchmarks/results/viewer.png
+e2e: $(VENV)/.dev
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium chromium-driver
+	$(PIP) 'selenium>=4.20'
+	$(BIN)/python -m pytest -q tests/e2e
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks scripts recipes

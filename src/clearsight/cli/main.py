@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 
 from .. import __version__
-from . import data, demo, evaluate, identify, irp, restore, train
+from . import data, demo, deploy, evaluate, identify, irp, restore, train
 from ._common import Parser
 
 #: The sub-commands' parser builders, in the order of ``clearsight --help``.
@@ -32,6 +32,8 @@ _SUBCOMMANDS = (
     irp.add_select,
     irp.add_advise,
     train.add_adapt,
+    deploy.add_export,
+    deploy.add_view,
 )
 
 

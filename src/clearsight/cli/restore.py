@@ -60,6 +60,18 @@ def add_restore(sub) -> None:
         help="learned models: bf16 autocast where the CPU has it (auto), always, or never (default: auto)",
     )
     r.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="learned models: run the network in torch or in onnxruntime (exported once and cached, or --onnx "
+        "FILE; needs clearsight[onnx]) (default: torch)",
+    )
+    r.add_argument(
+        "--onnx",
+        metavar="FILE",
+        help="learned models: run this file from 'clearsight export' in onnxruntime (implies --backend onnx)",
+    )
+    r.add_argument(
         "--tta",
         action="store_true",
         help="udair models: adapt the network to each image before restoring it (test-time adaptation; slower)",
@@ -149,6 +161,12 @@ def _restorer(args: argparse.Namespace):
     tta = getattr(args, "tta", False)
     if tta:
         opts["tta"] = True
+    backend, onnx_file = getattr(args, "backend", "torch"), getattr(args, "onnx", None)
+    onnx = backend == "onnx" or onnx_file
+    if onnx:
+        opts["backend"], opts["onnx_file"] = "onnx", onnx_file
+        if tta:
+            raise ClearsightError("--tta runs with the torch backend only")
     try:
         if args.weights:
             return load_restorer(args.weights, **opts)
@@ -158,6 +176,8 @@ def _restorer(args: argparse.Namespace):
         raise ClearsightError(str(e)) from None
     if tta:
         raise ClearsightError(f"--tta needs a learned udair model, not {args.model}")
+    if onnx:
+        raise ClearsightError(f"--backend onnx applies to learned models, not {args.model}")
     if affine:
         raise ClearsightError(f"--affine applies to learned models, not {args.model}")
     return args.model

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._pad import pad_to_multiple
+
 __all__ = ["LowLightNet", "LowLightConfig"]
 
 
@@ -58,7 +60,10 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class LowLightNet(nn.Module):
-    """See the module docstring; ``forward(x)`` maps ``(B, 3, H, W)`` in [0, 1] to the enhanced image."""
+    """See the module docstring; ``forward(x)`` maps ``(B, 3, H, W)`` in [0, 1] to the enhanced image (sides
+    padded by reflection to multiples of :attr:`size_divisor` inside, and cropped back)."""
+
+    size_divisor = 8
 
     def __init__(self, config: LowLightConfig | None = None) -> None:
         super().__init__()
@@ -127,8 +132,9 @@ class LowLightNet(nn.Module):
         return self.glob(torch.cat([f3.mean((2, 3)), f3.amax((2, 3)), stats * 4], 1))
 
     def forward(self, x: torch.Tensor, globals_: torch.Tensor | None = None) -> torch.Tensor:
-        log_gain, wb, r = self.gains(x, globals_)
-        gain = self._up(log_gain.float(), x.shape[-2:])
-        y = x.float() * torch.exp(gain + wb.float())
+        p, h, w = pad_to_multiple(x, self.size_divisor)  # three 2x stages: every upsampling is then exact
+        log_gain, wb, r = self.gains(p, globals_)
+        gain = self._up(log_gain.float(), p.shape[-2:])
+        y = p.float() * torch.exp(gain + wb.float())
         r = r.float()
-        return (y * (1 + r) / (1 + r * y)).clamp(0, 1)
+        return (y * (1 + r) / (1 + r * y)).clamp(0, 1)[..., :h, :w]

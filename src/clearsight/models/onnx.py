@@ -50,12 +50,9 @@ def _need_onnx():
 
 def onnx_divisor(arch: str, net: nn.Module) -> int:
     """The multiple the exported graph's height and width must be: what the network pads to itself (CORUN 16,
-    RSR 32, UDAIR 8, FFDNet 2) or, for the low-light network (no padding, two stride-2 stages on a half-size
-    copy), 8."""
+    RSR 32, UDAIR 8, FFDNet 2, the low-light network 8)."""
     if arch == "corun":
         return max(int(net.size_divisor), 16)
-    if arch == "lowlight":
-        return 8
     return int(getattr(net, "size_divisor", 1))
 
 
@@ -137,6 +134,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, check: bool = 
             )  # fmt: skip
         proto = prog.model_proto
         props = {"clearsight_arch": arch, "clearsight_name": meta.get("name") or src.stem, "divisor": str(d),
+                 "pad": "replicate" if arch == "ffdnet" else "reflect",
                  "inputs": json.dumps(["image", *extra_names]), "weights_sha256": _sha(src),
                  "description": meta.get("description", "")}  # fmt: skip
         onnx.helper.set_model_props(proto, props)
@@ -197,7 +195,11 @@ class OnnxNetwork:
     def run(self, x: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """``x`` ``(1, 3, H, W)`` float32 in [0, 1] -> the restored ``(1, 3, H, W)``."""
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        p, h, w = pad_to_multiple(t, self.divisor)
+        if self.props.get("pad") == "replicate":  # as FFDNet pads an odd side itself
+            h, w = t.shape[-2:]
+            p = torch.nn.functional.pad(t, (0, (-w) % self.divisor, 0, (-h) % self.divisor), mode="replicate")
+        else:  # reflect where the image is large enough, as the other networks pad
+            p, h, w = pad_to_multiple(t, self.divisor)
         feeds = {"image": p.numpy()}
         if len(self.inputs) > 1:
             if extra is None:
