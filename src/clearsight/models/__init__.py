@@ -125,9 +125,12 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     if backend not in ("torch", "onnx"):
         raise ValueError(f"backend must be torch or onnx, got {backend!r}")
     if backend == "onnx" or onnx_file:
+        import sys
+
         from .onnx import OnnxNetwork, cached_export
 
-        overrides["onnx"] = OnnxNetwork(onnx_file or cached_export(weights_file(str(weights))))
+        say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731 - the one-time export takes a minute
+        overrides["onnx"] = OnnxNetwork(onnx_file or cached_export(weights_file(str(weights)), log=say))
         from .onnx import _sha
 
         if overrides["onnx"].props.get("weights_sha256") != _sha(weights_file(str(weights))):
