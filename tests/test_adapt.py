@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
-from conftest import hazy_scene, scene
+from conftest import hazy_scene, run_cli, scene, to_u8
 
 from clearsight.adapt import (
     LabelPool,
@@ -365,3 +368,39 @@ def test_keep_best_writes_the_teacher_the_selection_prefers(tmp_path, monkeypatc
     bad = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "b.safetensors"), keep="first")
     with pytest.raises(adapt_mod.ClearsightError, match="keep"):
         adapt_mod.adapt(bad, progress=False)
+
+
+@pytest.mark.parametrize("method", ["colabator", "coral"])
+def test_adapt_under_a_small_memory_budget_gives_the_weights_of_the_whole_batch(tmp_path, method):
+    """A budget that does not fit the batch splits it into micro-batches; the adapted weights are those of the
+    unsplit run (float32), for Colabator's per-pixel losses and for CORAL's covariance alignment, which mixes
+    the samples of a batch; a budget below one sample is a one-line error."""
+    from safetensors.torch import load_file
+
+    from clearsight.io import save_image
+
+    target = _target(tmp_path / "cam", 6)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(3):
+        save_image(clean / f"c{i}.png", to_u8(scene(96, 96, seed=10 + i)))
+
+    def run(name: str, budget: str):
+        out = tmp_path / f"{name}.safetensors"
+        extra = ["--clean", str(clean)] if method == "coral" else []
+        r = run_cli("adapt", "--model", "corun.haze", "--target", str(target), "--out", str(out), "--method", method,
+                    "--iters", "2", "--size", "48", "--batch", "4", "--eval-every", "2", "--fp32", "-q",
+                    "--max-memory", budget, *extra)  # fmt: skip
+        if r.returncode != 0:
+            return r, None
+        return json.loads(Path(str(out) + ".memory.json").read_text()), load_file(out)
+
+    plan, a = run("whole", "64G")
+    assert plan["micro"] == [4] and plan["measured"] and plan["per_sample"] > 2**20, plan
+    budget = int(plan["baseline"] + 1.2 * (plan["fixed"] + 2.5 * plan["per_sample"]))
+    split, b = run("split", str(budget))
+    assert b is not None, split.stderr
+    assert len(split["micro"]) > 1 and sum(split["micro"]) == 4 and split["exact"], split
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    tiny, _ = run("tiny", "100M")
+    assert tiny.returncode == 1 and "memory budget" in tiny.stderr and "Traceback" not in tiny.stderr

@@ -268,8 +268,53 @@ def _selection_score(net, arch: str, views: list[np.ndarray], amp: bool) -> floa
     return score if np.isfinite(score) else float("inf")
 
 
-def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
-    """Run the adaptation ``cfg`` describes (resuming from ``cfg.out + '.ckpt'``); returns a summary."""
+def _memory_plan(student, parts, student_pass, batch: int, budget: int | None, autocast):
+    """Micro-batches for ``adapt`` within ``budget`` (see :mod:`clearsight.train.memory`): a forward and backward
+    pass of one and of two samples of every part is measured on the student (its weights and buffers untouched,
+    its gradients cleared), and the largest micro-batch that fits is chosen."""
+    from torch import nn
+
+    from ..train.memory import MemoryPlan, _choose, measure_pass, resident_memory
+
+    plan_ = MemoryPlan(budget=budget, batch=batch, micro=[batch])
+    bn = [m for m in student.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    plan_.exact = not bn
+    plan_.note = f"{len(bn)} batch-norm layers in training mode see micro-batches" if bn else ""
+    if budget is None:
+        plan_.note = "no memory budget"
+        return [batch], plan_
+    buffers = {k: v.clone() for k, v in student.named_buffers()}
+    rng = torch.get_rng_state()
+
+    def run(n: int) -> None:
+        with autocast():
+            outs = [student_pass(x[:n], a[:n] if a is not None else None) for x, a in parts.values()]
+            total = sum(o["image"].float().mean() for o in outs)
+        total.backward()
+        student.zero_grad(set_to_none=True)
+
+    base = resident_memory()
+    try:
+        needs = measure_pass(run, (1, 2) if batch >= 2 else (1,), base)
+        if needs is None:
+            plan_.note = "peak memory cannot be measured on this system"
+        else:
+            _choose(plan_, needs, base or 0, budget, 0, lambda n: None)
+    finally:
+        torch.set_rng_state(rng)
+        with torch.no_grad():
+            for k, v in student.named_buffers():
+                v.copy_(buffers[k])
+    return plan_.micro, plan_
+
+
+def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | None = "auto") -> dict:
+    """Run the adaptation ``cfg`` describes (resuming from ``cfg.out + '.ckpt'``); returns a summary.
+
+    ``max_memory``: the process's memory budget (``auto``: 60% of the available memory, ``off``, or a size such
+    as ``4G``); a batch that would not fit runs as micro-batches with the same gradient, as in training
+    (:func:`clearsight.train.memory.accumulate_parts`). The plan is printed, recorded in the summary and written
+    to ``cfg.out + '.memory.json'``."""
     from tqdm.auto import tqdm
 
     from ..models._weights import save_weights
@@ -363,6 +408,10 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         start, history, best = state["iteration"], state["history"], state.get("best")
         log(f"resuming at iteration {start}")
     amp = cfg.amp and _bf16_ok()
+    from ..train.memory import accumulate_parts, peak_memory, resolve_budget
+
+    budget = resolve_budget(max_memory)
+    memory_log: list[dict] = []
 
     def _select(iteration: int, best: dict | None) -> dict:
         """Score the teacher for keep="best" (recorded in the history) and return the best entry so far."""
@@ -381,27 +430,29 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         log(f"held-out ({len(held)} images) before: " + json.dumps(history[-1]) + f"; haze-free score: {clear_name}")
     bar = tqdm(total=cfg.iters, initial=start, disable=not progress, desc=f"adapt ({cfg.method})", unit="it")
     gen = torch.Generator()
+
+    def student_pass(x: torch.Tensor, air: torch.Tensor | None = None) -> dict:
+        out = dict(_forward(student, x, air))
+        if not has_features and "f" in feats:  # CORUN's bottleneck, caught by the hook
+            out["features"] = feats.pop("f")
+        return out
+
+    micro: list[int] | None = None  # the plan's micro-batches, fixed at the first iteration this run executes
     for it in range(start, cfg.iters):
         gen.manual_seed(cfg.seed * 1_000_003 + it)
         idx = [(it * cfg.batch + b) % len(train_imgs) for b in range(cfg.batch)]
         crops = cfg.views == "crop"
         whole = [_t(train_imgs[i]) for i in idx]
         real = torch.stack(whole) if not crops else None  # crop mode: cut below, after the teacher saw the whole
-        loss = torch.zeros(())
+        phase = phases[min(len(phases) - 1, it * len(phases) // cfg.iters)]
+        # what the student sees, by part: "s" synthetic pairs, "r" real images (with the airlight the teacher used)
+        parts: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        ys = lab = w = None
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             if synth is not None:
                 items = [synth[it * cfg.batch + b] for b in range(cfg.batch)]
                 xs, ys = torch.stack([i["degraded"] for i in items]), torch.stack([i["clean"] for i in items])
-                ps = _forward(student, xs)
-                phase = phases[min(len(phases) - 1, it * len(phases) // cfg.iters)]
-                if cfg.method == "rsr" and phase == "invariant" and weighter is not None:
-                    per = (ps["image"].float() - ys).abs().mean((1, 2, 3))
-                    with torch.autocast("cpu", enabled=False):  # the inner optimisation runs in float32
-                        w = weighter(ps["z"].float())
-                    loss = loss + 2.5 * (w.to(per) * per).sum()
-                else:
-                    loss = loss + 2.5 * F.l1_loss(ps["image"].float(), ys)
-                fs = ps["features"] if has_features else feats.get("f")
+                parts["s"] = (xs, None)
             if cfg.method == "colabator":
                 air = None
                 with torch.no_grad():
@@ -449,20 +500,61 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
                 real = torch.stack(inputs)
                 lab, w = torch.stack(labels), torch.stack(weights)
                 strong = strong_augment(real, gen)
-                pr = _forward(student, strong, air.to(strong.dtype) if air is not None else None)
+                parts["r"] = (strong, air.to(strong.dtype) if air is not None else None)
+            elif cfg.method == "coral" or phase == "align":
+                if real is None:  # crop mode: one random crop of each whole image
+                    real = torch.stack([x[_crop_box(x, cfg.size, gen)] for x in whole])
+                parts["r"] = (real, None)
+
+        def loss_of(outs: dict[str, dict], phase=phase, ys=ys, parts=parts, lab=lab, w=w) -> tuple[torch.Tensor, dict]:
+            """The iteration's loss from the student's outputs for the whole batch of each part."""
+            loss = torch.zeros(())
+            fs = None
+            if "s" in outs:
+                ps = outs["s"]
+                if cfg.method == "rsr" and phase == "invariant" and weighter is not None:
+                    per = (ps["image"].float() - ys).abs().mean((1, 2, 3))
+                    with torch.autocast("cpu", enabled=False):  # the inner optimisation runs in float32
+                        wts = weighter(ps["z"].float())
+                    loss = loss + 2.5 * (wts.to(per) * per).sum()
+                else:
+                    loss = loss + 2.5 * F.l1_loss(ps["image"].float(), ys)
+                fs = ps.get("features")
+            if cfg.method == "colabator":
+                pr = outs["r"]
                 out = pr["image"].float()
+                strong = parts["r"][0]
                 loss = loss + 5 * ((out - lab).abs() * w).mean() + 0.2 * cp(out, lab, strong)
                 if "transmission" in pr:
                     t, a = pr["transmission"].float(), pr["airlight"].float()
                     loss = loss + 0.005 * ((out * t + a * (1 - t) - strong).abs() * w).mean()
-            elif cfg.method == "coral" or phase == "align":
-                if real is None:  # crop mode: one random crop of each whole image
-                    real = torch.stack([x[_crop_box(x, cfg.size, gen)] for x in whole])
-                pr = _forward(student, real)
-                ft = pr["features"] if has_features else feats["f"]
-                loss = loss + coral_exp_loss(fs.float(), ft.float()) * cfg.align_weight
+            elif "r" in outs:
+                loss = loss + coral_exp_loss(fs.float(), outs["r"]["features"].float()) * cfg.align_weight
+            return loss, {}
+
+        def autocast():
+            return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp)
+
+        def loss_amp(outs: dict[str, dict], loss_of=loss_of) -> tuple[torch.Tensor, dict]:
+            with autocast():  # as in the unsplit step
+                return loss_of(outs)
+
+        if micro is None:
+            micro, mem_plan = _memory_plan(student, parts, student_pass, cfg.batch, budget, autocast)
+            log(mem_plan.describe())
+            memory_log.append({"iteration": it, **mem_plan.as_dict()})
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if len(micro) == 1:
+            with autocast():
+                outs = {k: student_pass(x, a) for k, (x, a) in parts.items()}
+                loss, _ = loss_of(outs)
+            loss.backward()
+        else:
+            loss, _ = accumulate_parts(
+                {k: (lambda s, n, x=x, a=a: student_pass(x[s : s + n], a[s : s + n] if a is not None else None))
+                 for k, (x, a) in parts.items()},
+                micro, loss_amp, student, autocast,
+            )  # fmt: skip
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
@@ -505,8 +597,12 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print) -> dict:
         adapted_from=meta["source"], method=cfg.method, iterations=str(cfg.iters), kept_iteration=str(kept),
         history=history,
     )  # fmt: skip
+    if memory_log:
+        memory_log[-1]["peak_rss"] = peak_memory()
+        Path(str(cfg.out) + ".memory.json").write_text(json.dumps(memory_log[-1], indent=1) + "\n")
     return {
         "weights": str(out),
+        "memory": memory_log[-1] if memory_log else None,
         "history": history,
         "kept_iteration": kept,
         "train_images": len(train_imgs),

@@ -100,6 +100,13 @@ def add_adapt(sub) -> None:
     )
     ad.add_argument("--seed", type=int, default=0)
     ad.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    ad.add_argument(
+        "--max-memory",
+        default="auto",
+        metavar="SIZE",
+        help="memory budget, e.g. 4G; a batch that would not fit runs as micro-batches with the same gradient "
+        "('off': never split; default auto = 60%% of the available memory); the plan goes to OUT.memory.json",
+    )
     ad.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ad.set_defaults(_run=run_adapt)
 
@@ -147,7 +154,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         amp=not args.fp32, phases=args.phases, reweight=not args.no_reweight, align_weight=args.align_weight,
         quality=args.quality, views=args.views, strengths=strengths, keep=args.keep, ckpt_every=args.ckpt_every,
     )  # fmt: skip
-    res = adapt(cfg, progress=not args.quiet)
+    res = adapt(cfg, progress=not args.quiet, max_memory=args.max_memory)
     first, last = res["history"][0], res["history"][-1]
     trend = ", ".join(f"{k} {first[k]:.3f} -> {last[k]:.3f}" for k in first if k != "iteration")
     print(f"adapted on {res['train_images']} images; held-out ({res['held_out']}): {trend}")

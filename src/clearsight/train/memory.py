@@ -41,6 +41,7 @@ __all__ = [
     "peak_memory",
     "split_sizes",
     "accumulate",
+    "accumulate_parts",
 ]
 
 #: Share of the available memory that the default budget (``max_memory: auto``) allows: 0.8 let a 20-iteration
@@ -210,57 +211,88 @@ def accumulate(
     before). The random state and the model's buffers are restored between the gradient-free and the gradient
     pass, so both see the same draws and buffers are updated once. Returns the loss and its logged terms.
     """
+    single: list[bool] = []
+
+    def run(s: int, n: int):
+        out = forward(x[s : s + n])
+        if not single:
+            single.append(isinstance(out, torch.Tensor))
+        return out
+
+    def whole(outs: dict[str, Any]):
+        return loss_fn(outs[""]["image"] if single[0] else outs[""])
+
+    return accumulate_parts({"": run}, micro, whole, model, autocast, no_sync)
+
+
+def accumulate_parts(
+    parts: dict[str, Callable[[int, int], Any]],
+    micro: list[int],
+    loss_fn: Callable[[dict[str, Any]], tuple[torch.Tensor, dict[str, float]]],
+    model: nn.Module,
+    autocast: Callable[[], Any],
+    no_sync: Callable[[], Any] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`accumulate` for a step whose loss mixes several batches of the same size run through ``model``
+    (e.g. synthetic pairs and real images in ``clearsight adapt``): ``parts[k](start, n)`` runs samples
+    ``start .. start + n`` of part ``k``; ``loss_fn`` gets ``{k: whole-batch output of part k}`` (dicts of
+    tensors). The gradient is that of the unsplit step."""
     import contextlib
 
     no_sync = no_sync or contextlib.nullcontext
     starts = [sum(micro[:i]) for i in range(len(micro))]
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    states, outs = [], []
+    states: dict[tuple[str, int], torch.Tensor] = {}
+    outs: dict[str, list] = {k: [] for k in parts}
     with torch.no_grad():
-        for s, n in zip(starts, micro):
-            states.append(torch.get_rng_state())
-            with autocast():
-                outs.append(forward(x[s : s + n]))
-    pieces = [_split_pred(o, n) for o, n in zip(outs, micro)]
-    full: dict[str, Any] = {}
-    leaves: dict[str, torch.Tensor] = {}
-    for k in pieces[0][0]:
-        leaves[k] = torch.cat([p[0][k] for p in pieces]).detach().requires_grad_(True)
-        full[k] = leaves[k]
-    for k, v in pieces[0][1].items():
-        if isinstance(v, torch.Tensor) and v.is_floating_point():
-            leaves[k] = v.detach().clone().requires_grad_(True)
-            full[k] = leaves[k]
-        else:
-            full[k] = v
-    single = isinstance(outs[0], torch.Tensor)
-    loss, terms = loss_fn(full["image"] if single else full)
+        for k, fwd in parts.items():
+            for s, n in zip(starts, micro):
+                states[(k, s)] = torch.get_rng_state()
+                with autocast():
+                    outs[k].append(fwd(s, n))
+    full: dict[str, dict[str, Any]] = {}
+    leaves: dict[tuple[str, str], torch.Tensor] = {}
+    for k in parts:
+        pieces = [_split_pred(o, n) for o, n in zip(outs[k], micro)]
+        full[k] = {}
+        for key in pieces[0][0]:
+            leaves[(k, key)] = torch.cat([p[0][key] for p in pieces]).detach().requires_grad_(True)
+            full[k][key] = leaves[(k, key)]
+        for key, v in pieces[0][1].items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point():
+                leaves[(k, key)] = v.detach().clone().requires_grad_(True)
+                full[k][key] = leaves[(k, key)]
+            else:
+                full[k][key] = v
+    loss, terms = loss_fn(full)
     loss.backward()
     with torch.no_grad():
-        for k, v in model.named_buffers():
-            v.copy_(buffers[k])
-    del outs, pieces, full
-    for i, (s, n) in enumerate(zip(starts, micro)):
-        torch.set_rng_state(states[i])
-        ctx = no_sync() if i < len(micro) - 1 else contextlib.nullcontext()
-        with ctx:
-            with autocast():
-                pred = forward(x[s : s + n])
-            per, glob = _split_pred(pred, n)
-            tensors, grads = [], []
-            for k, v in per.items():
-                g = leaves[k].grad if k in leaves else None
-                if g is not None and v.requires_grad:
-                    tensors.append(v)
-                    grads.append(g[s : s + n].to(v.dtype))
-            if i == 0:  # outputs shared by the whole batch pass their gradient back once
-                for k, v in glob.items():
-                    g = leaves[k].grad if k in leaves else None
-                    if g is not None and isinstance(v, torch.Tensor) and v.requires_grad:
+        for name, v in model.named_buffers():
+            v.copy_(buffers[name])
+    del outs, full
+    last = (list(parts)[-1], len(micro) - 1)
+    for k, fwd in parts.items():
+        for i, (s, n) in enumerate(zip(starts, micro)):
+            torch.set_rng_state(states[(k, s)])
+            ctx = no_sync() if (k, i) != last else contextlib.nullcontext()
+            with ctx:
+                with autocast():
+                    pred = fwd(s, n)
+                per, glob = _split_pred(pred, n)
+                tensors, grads = [], []
+                for key, v in per.items():
+                    g = leaves[(k, key)].grad if (k, key) in leaves else None
+                    if g is not None and v.requires_grad:
                         tensors.append(v)
-                        grads.append(g.to(v.dtype))
-            if tensors:
-                torch.autograd.backward(tensors, grads)
+                        grads.append(g[s : s + n].to(v.dtype))
+                if i == 0:  # outputs shared by the whole batch pass their gradient back once
+                    for key, v in glob.items():
+                        g = leaves[(k, key)].grad if (k, key) in leaves else None
+                        if g is not None and isinstance(v, torch.Tensor) and v.requires_grad:
+                            tensors.append(v)
+                            grads.append(g.to(v.dtype))
+                if tensors:
+                    torch.autograd.backward(tensors, grads)
     return loss.detach(), terms
 
 
