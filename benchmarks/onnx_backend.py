@@ -1,7 +1,7 @@
 """torch against onnxruntime for every learned restorer: seconds per 1920x1080 image and the largest difference on
 real photos.
 
-    python benchmarks/onnx.py --data ../shared/data [--repeats 3]
+    python benchmarks/onnx_backend.py --data ../shared/data [--repeats 3]
 
 Each restorer runs whole (preview estimates, reduced pass, guided upsampling, projection) as ``clearsight
 restore`` runs it: torch with its default precision on this CPU (bf16 autocast where the CPU has it) and in
@@ -9,7 +9,7 @@ float32, and onnxruntime (float32) on a graph exported once by :func:`clearsight
 speed is the median of ``--repeats`` runs on a 1920x1080 real photo after one warm-up run; the difference is the
 largest absolute difference (pixels in [0, 1]) between torch float32 and onnxruntime over a few real photos of
 each kind (haze, low light, noise), the issue's parity target being 2e-3. Writes
-``benchmarks/results/onnx.{json,md}``.
+``benchmarks/results/onnx_backend.{json,md}``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default=None, help="comma-separated learned restorers (default: all)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "onnx"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "onnx_backend"))
     args = ap.parse_args()
     from clearsight.bench import cpu_name
     from clearsight.infer import restore_array
@@ -104,7 +104,7 @@ def main() -> None:
     lines = [
         "# torch vs onnxruntime",
         "",
-        f"`python benchmarks/onnx.py --data {args.data}` on {meta['cpu']} ({meta['cores']} cores); torch's default "
+        f"`python benchmarks/onnx_backend.py --data {args.data}` on {meta['cpu']} ({meta['cores']} cores); torch's default "
         f"precision here: {meta['torch_default_precision']}. Seconds per 1920x1080 image through the whole restorer "
         f"(median of {args.repeats}); difference: largest absolute difference between torch float32 and "
         f"onnxruntime over {len(real)} real photos (haze, low light, noise), target 2e-3.",
