@@ -104,9 +104,9 @@ def main() -> None:
     lines = [
         "# torch vs onnxruntime",
         "",
-        f"`python benchmarks/onnx_backend.py --data {args.data}` on {meta['cpu']} ({meta['cores']} cores); torch's default "
-        f"precision here: {meta['torch_default_precision']}. Seconds per 1920x1080 image through the whole restorer "
-        f"(median of {args.repeats}); difference: largest absolute difference between torch float32 and "
+        f"`python benchmarks/onnx_backend.py --data {args.data}` on {meta['cpu']} ({meta['cores']} cores); torch's "
+        f"default precision here: {meta['torch_default_precision']}. Seconds per 1920x1080 image through the whole "
+        f"restorer (median of {args.repeats}); difference: largest absolute difference between torch float32 and "
         f"onnxruntime over {len(real)} real photos (haze, low light, noise), target 2e-3.",
         "",
         "| model | torch (default) s | torch fp32 s | onnxruntime s | max abs diff | export s |",
