@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     from clearsight.bench import cpu_name
     from clearsight.infer import restore_array
-    from clearsight.models import create_model, list_models, model_info
+    from clearsight.models import create_model, list_models, model_info, weights_file
     from clearsight.models.learned import _bf16_ok
     from clearsight.models.onnx import export_onnx
     from clearsight.runtime import tune_allocator
@@ -79,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             t0 = time.perf_counter()
-            path = export_onnx(name, Path(tmp) / f"{name}.onnx", check=False)["path"]
+            path = export_onnx(weights_file(name), Path(tmp) / f"{name}.onnx", check=False)["path"]
             export_s = time.perf_counter() - t0
             default = create_model(name)
             fp32 = create_model(name, precision="fp32")

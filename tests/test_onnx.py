@@ -14,7 +14,7 @@ pytest.importorskip("onnxscript")
 pytestmark = pytest.mark.slow
 
 from clearsight.infer import restore_array  # noqa: E402
-from clearsight.models import create_model, list_models, model_info  # noqa: E402
+from clearsight.models import create_model, list_models, model_info, weights_file  # noqa: E402
 from clearsight.models.onnx import OnnxNetwork, export_onnx  # noqa: E402
 
 LEARNED = [n for n in list_models() if model_info(n).kind == "learned"]
@@ -23,7 +23,7 @@ LEARNED = [n for n in list_models() if model_info(n).kind == "learned"]
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
-    return {n: export_onnx(n, folder / f"{n}.onnx", check=False)["path"] for n in LEARNED}
+    return {n: export_onnx(weights_file(n), folder / f"{n}.onnx", check=False)["path"] for n in LEARNED}
 
 
 def test_every_learned_restorer_is_covered():

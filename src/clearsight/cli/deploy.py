@@ -37,7 +37,7 @@ def add_export(sub) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from .._errors import ClearsightError
-    from ..models import model_info
+    from ..models import model_info, weights_file
     from ..models.onnx import export_onnx
 
     if not args.model.endswith(".safetensors"):
@@ -49,7 +49,7 @@ def run_export(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx":
         raise ClearsightError(f"{out}: the output file should end in .onnx")
     print(f"exporting {args.model} (this takes up to a minute) ...", flush=True)
-    res = export_onnx(args.model, out, check=not args.no_check)
+    res = export_onnx(weights_file(args.model), out, check=not args.no_check)
     extra = ", ".join(res["inputs"][1:])
     print(f"wrote {res['path']}: {res['arch']} network, sides multiples of {res['divisor']}"
           + (f", extra inputs: {extra}" if extra else "") + f" ({res['seconds']} s)")  # fmt: skip

@@ -10,8 +10,9 @@ network's exposure), which are graph inputs (``airlight`` ``(1, 3, 1, 1)``, ``gl
 uses the file alone must pad and supply those inputs itself (the metadata names them).
 
 Example:
+    >>> from clearsight.models import weights_file             # doctest: +SKIP
     >>> from clearsight.models.onnx import export_onnx          # doctest: +SKIP
-    >>> export_onnx("ffdnet.denoise", "ffdnet.onnx")["max_abs_diff"] < 2e-3  # doctest: +SKIP
+    >>> export_onnx(weights_file("ffdnet.denoise"), "ffdnet.onnx")["max_abs_diff"] < 2e-3  # doctest: +SKIP
     True
 """
 
@@ -92,17 +93,17 @@ def _sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_onnx(model: str | os.PathLike, out: str | os.PathLike, check: bool = True) -> dict:
-    """Export the network of ``model`` (a registered learned restorer such as ``corun.haze``, or a weights
-    file) to ``out`` with dynamic height and width, then run the file in onnxruntime on a test image and
-    compare it with torch. Returns ``{"path", "arch", "divisor", "inputs", "seconds", "max_abs_diff"}``."""
+def export_onnx(weights: str | os.PathLike, out: str | os.PathLike, check: bool = True) -> dict:
+    """Export the network of a weights file (``clearsight.models.weights_file("corun.haze")`` for a shipped one)
+    to ``out`` with dynamic height and width, then run the file in onnxruntime on a test image and compare it
+    with torch. Returns ``{"path", "arch", "divisor", "inputs", "seconds", "max_abs_diff"}``."""
     _need_onnx()
     import onnx
 
-    from . import weights_file
     from ._weights import load_weights
 
-    src = Path(weights_file(str(model)))
+    src = Path(weights)
+    model = src.stem
     net, meta = load_weights(src)
     arch = meta["arch"]
     if arch in ("degclass", "irp"):
