@@ -233,14 +233,14 @@ def test_crop_views_label_whole_images_and_train_on_crops(tmp_path):
 
     target = _target(tmp_path / "cam", 6)
     cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "c.safetensors"), iters=2, size=32,
-                                eval_every=2, views="crop")  # fmt: skip
+                                eval_every=2, views="crop", judge_labels=False)  # fmt: skip
     res = adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
     state = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)
     labels = [e["label"] for e in state["pool"].values()]
     assert labels and all(t.shape[-2:] == (72, 80) for t in labels)  # the pool holds whole-image labels
     assert res["train_images"] == 5 and len(res["history"]) == 2
     ref = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "r.safetensors"), iters=2, size=32,
-                                eval_every=2)  # fmt: skip
+                                eval_every=2, judge_labels=False)  # fmt: skip
     adapt_mod.adapt(ref, progress=False, log=lambda m: None)
     ref_state = torch.load(str(ref.out) + ".ckpt", map_location="cpu", weights_only=False)
     assert all(e["label"].shape[-2:] == (32, 32) for e in ref_state["pool"].values())
@@ -294,6 +294,7 @@ def test_strength_selection_picks_the_best_allowed_candidate(tmp_path):
         views="crop",
         quality="naturalness",
         strengths=(0.9, 1.0, 1.1),
+        judge_labels=False,  # the judge finds the raw network's labels of these synthetic scenes harmed
     )
     adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
     state = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)
@@ -314,7 +315,7 @@ def test_strength_selection_picks_the_best_allowed_candidate(tmp_path):
     for of in ("initial", "teacher"):
         cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / f"{of}.safetensors"),
                                     iters=6, size=32, eval_every=6, views="crop", quality="naturalness",
-                                    strengths=strengths, strength_of=of, lr=1e-3)  # fmt: skip
+                                    strengths=strengths, strength_of=of, lr=1e-3, judge_labels=False)  # fmt: skip
         adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
         pool = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)["pool"]
         same = [torch.allclose(pool[n]["label"], expected[n], atol=1e-6) for n in names]
@@ -404,3 +405,28 @@ def test_adapt_under_a_small_memory_budget_gives_the_weights_of_the_whole_batch(
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
     tiny, _ = run("tiny", "100M")
     assert tiny.returncode == 1 and "memory budget" in tiny.stderr and "Traceback" not in tiny.stderr
+
+
+def test_the_label_pool_admits_only_labels_the_judge_finds_unharmed():
+    from clearsight.adapt.runner import _admissible
+
+    x = torch.from_numpy(hazy_scene(96, 128, seed=4)[0]).permute(2, 0, 1)[None]
+    clean = torch.from_numpy(hazy_scene(96, 128, seed=4)[1]).permute(2, 0, 1)[None]
+    ok, harms = _admissible(x, clean)  # the true haze-free scene: a good label
+    assert ok, harms
+    magenta = (clean * torch.tensor([1.25, 0.8, 1.2]).view(1, 3, 1, 1)).clamp(0, 1)
+    ok, harms = _admissible(x, magenta)  # a teacher that turns the scene magenta
+    assert not ok and "colour_cast" in harms
+
+
+def test_adapt_reports_labels_the_judge_refused(tmp_path, monkeypatch):
+    import clearsight.adapt.runner as adapt_mod
+
+    target = _target(tmp_path / "cam", 6)
+    cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / "j.safetensors"), iters=2,
+                                size=32, eval_every=2)  # fmt: skip
+    monkeypatch.setattr(adapt_mod, "_admissible", lambda x, y: (False, ["colour_cast"]))
+    res = adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
+    assert sum(res["labels_refused"].values()) == 4  # 2 iterations x batch 2: every label kept out
+    state = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)
+    assert len(state["pool"]) == 0

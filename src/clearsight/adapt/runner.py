@@ -112,6 +112,23 @@ class AdaptConfig:
     # unadapted network included. The held-out fifth is never used to choose.
     keep: str = "last"
     select_images: int = 8
+    # the label pool admits a pseudo-label only when the judge (clearsight.judging) finds it not harmed relative to
+    # its input (colour cast, over-dehazing, halos, ...); an image without an admitted label trains towards itself
+    # with zero pixel weight until one is admitted
+    judge_labels: bool = True
+
+
+def _admissible(x: torch.Tensor, y: torch.Tensor) -> tuple[bool, list[str]]:
+    """Whether the pseudo-label ``y`` of the input ``x`` (``(1, 3, H, W)`` or ``(3, H, W)``) may enter the label
+    pool: the judge finds no harm in it; with the harms it found."""
+    from ..judging import judge_np
+
+    def arr(t: torch.Tensor) -> np.ndarray:
+        t = t[0] if t.dim() == 4 else t
+        return np.ascontiguousarray(t.detach().float().clamp(0, 1).permute(1, 2, 0).numpy())
+
+    v = judge_np(arr(x), arr(y))
+    return v.ok, list(v.harms)
 
 
 def _load_net(model: str):
@@ -358,6 +375,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
     pool = LabelPool()
     clear_score, clear_name = _clear_score()
     haze_score, initial, anchored = None, None, {}
+    refused: dict[str, int] = {}  # image -> pseudo-labels the judge kept out of the pool
     if cfg.strength_of not in ("teacher", "initial"):
         raise ClearsightError(f"strength_of={cfg.strength_of!r}: choose teacher or initial")
     if cfg.strengths and cfg.strength_of == "initial":
@@ -406,6 +424,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
         if weighter is not None:
             weighter.load_state_dict(state["weighter"])
         start, history, best = state["iteration"], state["history"], state.get("best")
+        refused.update(state.get("refused") or {})
         log(f"resuming at iteration {start}")
     amp = cfg.amp and _bf16_ok()
     from ..train.memory import accumulate_parts, peak_memory, resolve_budget
@@ -487,7 +506,17 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
                 for b, i in enumerate(idx):
                     wm = wmaps[b][0] if cfg.weight_map else torch.ones_like(wmaps[b][0])  # ablation: all pixels equal
                     cand = PoolEntry(label[b][0], q[b], c[b], wm)
-                    e = pool.offer(names[i], cand)[0] if cfg.label_pool else cand  # ablation: always the newest
+                    ok = True
+                    if cfg.judge_labels:
+                        ok, _ = _admissible(whole[b], cand.label)
+                        if not ok:
+                            refused[names[i]] = refused.get(names[i], 0) + 1
+                    if cfg.label_pool:
+                        e = pool.offer(names[i], cand)[0] if ok else pool.entries.get(names[i])
+                    else:  # ablation: always the newest
+                        e = cand if ok else None
+                    if e is None:  # nothing admitted for this image yet: no pixel of it counts
+                        e = PoolEntry(whole[b].clone(), 0.0, 0.0, torch.zeros_like(wm))
                     x, y, wt = whole[b], e.label, e.weight
                     if crops:
                         sl = _crop_box(x, cfg.size, gen)
@@ -579,12 +608,15 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
                 "weighter": weighter.state_dict() if weighter is not None else None,
                 "history": history,
                 "best": best,
+                "refused": refused,
                 "config": asdict(cfg),
             }
             tmp = ckpt.with_name(f".{ckpt.name}.tmp{os.getpid()}")
             torch.save(state, tmp)
             os.replace(tmp, ckpt)
     bar.close()
+    if refused:
+        log(f"the judge kept {sum(refused.values())} harmed pseudo-labels of {len(refused)} images out of the pool")
     kept = cfg.iters
     if best is not None:
         kept = best["iteration"]
@@ -603,6 +635,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
     return {
         "weights": str(out),
         "memory": memory_log[-1] if memory_log else None,
+        "labels_refused": refused,
         "history": history,
         "kept_iteration": kept,
         "train_images": len(train_imgs),
