@@ -1,0 +1,115 @@
+"""Choose ``corun.haze``'s inference settings on validation, not on a benchmark: the size of the reduced pass
+(``max_pixels``) and the radius of the locally affine projection (``affine``).
+
+    python benchmarks/corun_settings.py --data ../shared/data [--threads 1]
+
+Validation: the 24 ``clean/Kodak24`` photos (held out of corun.haze's training: its card's validation set),
+each through the ``day_haze`` and ``dense_haze`` presets with estimated depth (fixed seed), 48 pairs at their full
+768x512 size; PSNR and SSIM against the clean photo, and the judge's harm rate (``clearsight.judging``) of the
+output against its hazy input. Speed: seconds per 1920x1080 image through the whole restorer (median of 3; run
+it alone on the machine for the timings). No benchmark folder is read. Writes
+``benchmarks/results/corun_settings.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PIXELS = (120_000, 200_000, 300_000)
+AFFINE = (0.05, 0.07, 0.1)
+
+
+def _pairs(data: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    from clearsight.degrade.dataset import image_files
+    from clearsight.degrade.depth import estimate_depth
+    from clearsight.degrade.pipeline import Degrader
+    from clearsight.io import read_image
+
+    g = torch.Generator().manual_seed(0)
+    degraders = [Degrader.from_config(p) for p in ("day_haze", "dense_haze")]
+    out = []
+    for f in image_files(data / "clean" / "Kodak24"):
+        x = read_image(f)[0][None].float()
+        depth = estimate_depth(x)
+        for deg in degraders:
+            y, _ = deg(x, depth=depth if deg.needs_depth else None, generator=g)
+            to = lambda t: np.ascontiguousarray(t[0].clamp(0, 1).permute(1, 2, 0).numpy())  # noqa: E731
+            out.append((to(y), to(x)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--no-speed", action="store_true", help="skip the 1080p timings")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "corun_settings"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from clearsight.bench import cpu_name
+    from clearsight.infer import restore_array
+    from clearsight.judging import judge_np
+    from clearsight.metrics import psnr, ssim
+    from clearsight.models import create_model
+    from clearsight.runtime import tune_allocator
+
+    tune_allocator()
+    pairs = _pairs(Path(args.data))
+    hd = cv2.resize(pairs[0][0], (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    rows = []
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    for mp in PIXELS:
+        for af in AFFINE:
+            r = create_model("corun.haze", max_pixels=mp, affine=af)
+            ps, ss, harmed = [], [], 0
+            for hazy, clean in pairs:
+                y, _ = restore_array(hazy, r)
+                ps.append(float(psnr(t(y), t(clean))))
+                ss.append(float(ssim(t(y), t(clean))))
+                harmed += not judge_np(hazy, y).ok
+            row = {"max_pixels": mp, "affine": af, "psnr": round(float(np.mean(ps)), 3),
+                   "ssim": round(float(np.mean(ss)), 4), "harm_rate": round(harmed / len(pairs), 3)}  # fmt: skip
+            if not args.no_speed:
+                restore_array(hd, r)
+                times = []
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    restore_array(hd, r)
+                    times.append(time.perf_counter() - t0)
+                row["seconds_1080p"] = round(statistics.median(times), 3)
+            rows.append(row)
+            print(row, flush=True)
+    inp = [float(psnr(t(h), t(c))) for h, c in pairs]
+    ref_harm = sum(not judge_np(h, c).ok for h, c in pairs) / len(pairs)  # the judge's rate on perfect outputs
+    meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), "pairs": len(pairs),
+            "input_psnr": round(float(np.mean(inp)), 3), "clean_reference_harm_rate": round(ref_harm, 3)}  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    lines = ["# corun.haze inference settings on validation (Kodak24 through day and dense haze)", "",
+             f"`python benchmarks/corun_settings.py --data {args.data}` on {meta['cpu']}; {len(pairs)} pairs, input "
+             f"PSNR {meta['input_psnr']:.2f} dB; harm: the judge's verdict of output against input (the clean photo "
+             f"itself, judged against its hazy input, is called harmed in {ref_harm:.0%}: on synthetic haze with a "
+             "tinted airlight the judge's rate does not separate settings).", "",
+             "| max_pixels | affine | PSNR | SSIM | harm rate | s per 1080p |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} "
+                     f"| {r.get('seconds_1080p', '-')} |")  # fmt: skip
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
