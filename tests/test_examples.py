@@ -36,6 +36,18 @@ EXEMPT = {
     "torchrun --standalone --nproc_per_node 2 -m clearsight train recipes/corun_haze.yaml": (
         "two training processes on the full recipe; torchrun is tested in test_train.py"
     ),
+    ".venv/bin/clearsight restore /shared/archive -o /shared/out -r --scheduler tcp://HOST:8786": (
+        "needs a running Dask cluster; test_dask.py runs restore_files on a LocalCluster client"
+    ),
+    ".venv/bin/clearsight view": "a server that runs until stopped; test_viewer.py serves it over HTTP",
+    ".venv/bin/clearsight view out/ --inputs photos/": "a server; test_viewer.py tests the gallery over HTTP",
+    "make e2e": "installs Chromium with apt; the browser test itself (tests/e2e)",
+    ".venv/bin/clearsight export corun.haze -o corun_haze.onnx": (
+        "a 40-second export; the lowlight example runs the same path and test_onnx.py exports CORUN"
+    ),
+    ".venv/bin/clearsight restore foggy.jpg -o out/ -m corun.haze --backend onnx": (
+        "exports CORUN into the user's cache first (40 s); test_onnx.py runs the onnx backend of every model"
+    ),
 }
 
 #: (pattern, extra arguments, reason): examples that run for minutes as written get these arguments appended
