@@ -430,3 +430,14 @@ def test_adapt_reports_labels_the_judge_refused(tmp_path, monkeypatch):
     assert sum(res["labels_refused"].values()) == 4  # 2 iterations x batch 2: every label kept out
     state = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)
     assert len(state["pool"]) == 0
+
+
+def test_adapt_creates_the_folder_of_its_output(tmp_path):
+    import clearsight.adapt.runner as adapt_mod
+
+    target = _target(tmp_path / "cam", 6)
+    out = tmp_path / "new" / "folder" / "w.safetensors"
+    cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(out), iters=1, size=32, eval_every=1,
+                                judge_labels=False)  # fmt: skip
+    adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
+    assert out.is_file() and (tmp_path / "new" / "folder" / "w.safetensors.ckpt").is_file()

@@ -410,6 +410,10 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
         student.encoder.eval()  # its batch-norm statistics stay those of the pre-training
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     ckpt = Path(str(cfg.out) + ".ckpt")
+    try:  # the checkpoint and the weights go beside --out: its folder must exist before any work is done
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ClearsightError(f"--out {cfg.out}: cannot create its folder ({e.strerror or e})") from None
     start, history = 0, []
     views = _selection_views(names, cfg.select_images) if cfg.keep == "best" else []
     best = None  # keep="best": {"iteration", "score", "state"} of the best teacher so far
