@@ -130,6 +130,13 @@ def _sniff_format(path: Path) -> str | None:
         return None
 
 
+def same_format(path: Path) -> str:
+    """The format a result of ``path`` is written in with ``fmt="same"``: the input's content format, or PNG
+    for formats clearsight reads but does not write (GIF, ...)."""
+    fmt = _sniff_format(path) or "png"
+    return fmt if fmt in WRITABLE_FORMATS else "png"
+
+
 def restore_files(
     inputs: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
@@ -227,9 +234,7 @@ def restore_files(
             dst = outdir / rel.with_suffix(video_output_suffix(src))
         else:
             if fmt == "same":
-                out_fmt = _sniff_format(src) or "png"
-                if out_fmt not in WRITABLE_FORMATS:
-                    out_fmt = "png"
+                out_fmt = same_format(src)
             dst = outdir / rel.with_suffix(extension_for_format(out_fmt))
         if os.path.realpath(dst) in claimed:  # a.png and a.jpg would both become a.png
             dst = dst.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}{dst.suffix}")

@@ -54,8 +54,9 @@ def _preview_jpeg(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
     if rgb.dtype != np.uint8:  # 16-bit or float pixels: show them as 8 bits
-        scale = 65535.0 if rgb.dtype == np.uint16 else 1.0
-        rgb = np.clip(rgb.astype(np.float32) / scale * 255 + 0.5, 0, 255).astype(np.uint8)
+        from .recognition import _to_float
+
+        rgb = (np.clip(_to_float(rgb), 0, 1) * 255 + 0.5).astype(np.uint8)
     im = Image.fromarray(rgb)
     im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
@@ -156,11 +157,10 @@ def create_app(folder: str | os.PathLike | None = None, inputs: str | os.PathLik
                              for n in names])  # fmt: skip
 
     def _restore(data: bytes, filename: str, model: str) -> dict:
-        from .batch import _sniff_format
+        from .batch import same_format
         from .infer import restore_array
-        from .io import WRITABLE_FORMATS, extension_for_format, load_image, save_image
+        from .io import extension_for_format, load_image, save_image
         from .judging import judge_np
-        from .recognition import image_array
 
         work = Path(tempfile.mkdtemp(dir=store.root))
         suffix = Path(filename).suffix.lower()[:8] if Path(filename).suffix else ""
@@ -170,8 +170,7 @@ def create_app(folder: str | os.PathLike | None = None, inputs: str | os.PathLik
             rec = load_image(src)
         except ClearsightError as e:  # one line, without the temporary path
             raise ClearsightError(str(e).replace(f"{src}: ", "").replace(str(src), "the upload")) from None
-        fmt = _sniff_format(src) or "png"
-        fmt = fmt if fmt in WRITABLE_FORMATS else "png"
+        fmt = same_format(src)
         with busy:
             if model not in restorers:
                 restorers[model] = create_model(model)
@@ -184,7 +183,7 @@ def create_app(folder: str | os.PathLike | None = None, inputs: str | os.PathLik
                    exif=rec.exif)  # fmt: skip
         (work / "before.jpg").write_bytes(_preview_jpeg(rec.rgb))
         (work / "after.jpg").write_bytes(_preview_jpeg(out))
-        verdict = judge_np(image_array(rec.rgb), image_array(out))
+        verdict = judge_np(rec.rgb, out)
         h, w = rec.rgb.shape[:2]
         return {"dir": str(work), "download": str(dst), "method": state.method, "reason": state.reason,
                 "verdict": str(verdict), "ok": verdict.ok, "harms": verdict.harms, "seconds": round(seconds, 2),

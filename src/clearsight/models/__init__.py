@@ -129,14 +129,10 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     if backend == "onnx" or onnx_file:
         import sys
 
-        from .onnx import OnnxNetwork, cached_export
+        from .onnx import network_for
 
         say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731 - the one-time export takes a minute
-        overrides["onnx"] = OnnxNetwork(onnx_file or cached_export(weights_file(str(weights)), log=say))
-        from .onnx import _sha
-
-        if overrides["onnx"].props.get("weights_sha256") != _sha(weights_file(str(weights))):
-            raise ClearsightError(f"{overrides['onnx'].path}: exported from other weights than {weights}; export again")
+        overrides["onnx"] = network_for(weights_file(str(weights)), onnx_file, log=say)
     if "affine" not in overrides:
         overrides["affine"] = AFFINE_DEFAULTS.get(arch)
     if "max_pixels" not in overrides and arch in MAX_PIXELS_DEFAULTS:

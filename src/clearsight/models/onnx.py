@@ -33,7 +33,7 @@ from torch import nn
 from .._errors import ClearsightError
 from ._pad import pad_to_multiple
 
-__all__ = ["export_onnx", "OnnxNetwork", "cached_export", "onnx_divisor"]
+__all__ = ["export_onnx", "OnnxNetwork", "cached_export", "network_for", "onnx_divisor"]
 
 #: Opset of the exported graphs (onnxruntime 1.17 and later run it).
 OPSET = 18
@@ -217,12 +217,22 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "onnx"
 
 
-def cached_export(weights: str | os.PathLike, log=None) -> Path:
+def cached_export(weights: str | os.PathLike, log=None, sha: str | None = None) -> Path:
     """The ONNX graph of a weights file, exported once into :func:`cache_dir` (keyed by the file's hash)."""
     src = Path(weights)
-    path = cache_dir() / f"{src.stem}-{_sha(src)[:16]}-opset{OPSET}.onnx"
+    path = cache_dir() / f"{src.stem}-{(sha or _sha(src))[:16]}-opset{OPSET}.onnx"
     if not path.is_file():
         if log is not None:
             log(f"exporting {src.name} to ONNX once (cached in {path.parent})")
         export_onnx(src, path, check=False)
     return path
+
+
+def network_for(weights: str | os.PathLike, onnx_file: str | os.PathLike | None = None, log=None) -> OnnxNetwork:
+    """The onnxruntime network of a weights file: ``onnx_file`` (refused when it was exported from other weights)
+    or the graph :func:`cached_export` keeps."""
+    sha = _sha(Path(weights))
+    net = OnnxNetwork(onnx_file or cached_export(weights, log, sha))
+    if net.props.get("weights_sha256") != sha:
+        raise ClearsightError(f"{net.path}: exported from other weights than {weights}; export again")
+    return net
