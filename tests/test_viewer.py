@@ -141,6 +141,8 @@ def test_bad_uploads_give_one_line_errors(server):
     assert status == 400 and "unknown restorer" in res["error"]
     status, _, _ = server.get("/result/nothing/download")
     assert status == 404
+    status, res = server.upload("tiny.png", _png(np.full((6, 6, 3), 120, np.uint8)), "dcp")
+    assert status == 200 and res["verdict"].startswith("not judged"), res  # restored, too small to judge
 
 
 def test_gallery_of_a_restored_folder(tmp_path):

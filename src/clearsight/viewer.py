@@ -183,10 +183,14 @@ def create_app(folder: str | os.PathLike | None = None, inputs: str | os.PathLik
                    exif=rec.exif)  # fmt: skip
         (work / "before.jpg").write_bytes(_preview_jpeg(rec.rgb))
         (work / "after.jpg").write_bytes(_preview_jpeg(out))
-        verdict = judge_np(rec.rgb, out)
+        try:
+            verdict = judge_np(rec.rgb, out)
+            said, ok, harms = str(verdict), verdict.ok, verdict.harms
+        except ClearsightError as e:  # e.g. an image too small to judge: the restored image is still there
+            said, ok, harms = f"not judged ({e})", True, []
         h, w = rec.rgb.shape[:2]
         return {"dir": str(work), "download": str(dst), "method": state.method, "reason": state.reason,
-                "verdict": str(verdict), "ok": verdict.ok, "harms": verdict.harms, "seconds": round(seconds, 2),
+                "verdict": said, "ok": ok, "harms": harms, "seconds": round(seconds, 2),
                 "size": [w, h], "unchanged": bool(np.array_equal(out, rec.rgb))}  # fmt: skip
 
     async def restore(request):
