@@ -105,6 +105,10 @@ def _preview(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _grad(y: np.ndarray) -> np.ndarray:
+    return np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1))
+
+
 def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float] | None = None) -> Verdict:
     """Judge ``after`` against ``before``: ``(H, W, 3)`` arrays (uint8, uint16 or float in [0, 1])."""
     t = {**THRESHOLDS, **(thresholds or {})}
@@ -199,13 +203,9 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     crushed = ya <= 0.02
     inner = cv2.erode(crushed.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     inner = inner if inner.mean() >= 0.002 else crushed
-    if crushed.mean() >= 0.005:
-        def grad(y: np.ndarray) -> np.ndarray:
-            return np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1))
-
-        s["shadow_detail"] = float(grad(ya)[inner].mean() / (grad(yb)[inner].mean() + 1e-3))
-    else:
-        s["shadow_detail"] = 1.0
+    s["shadow_detail"] = (
+        float(_grad(ya)[inner].mean() / (_grad(yb)[inner].mean() + 1e-3)) if crushed.mean() >= 0.005 else 1.0
+    )
     if za - zb > t["dark"] and s["crushed_growth"] > t["crushed"] and s["shadow_detail"] < t["shadow"]:
         harms.append("over_dehazed")
     s["dark_mean_change"] = float(da_.mean() - db_.mean())
