@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PIXELS = (120_000, 200_000, 300_000)
+PIXELS = (65_000, 80_000, 100_000, 120_000, 200_000, 300_000)
 AFFINE = (0.05, 0.07, 0.1)
 
 
@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--no-speed", action="store_true", help="skip the 1080p timings")
+    ap.add_argument("--pixels", type=int, nargs="+", default=list(PIXELS), help="max_pixels values to try")
+    ap.add_argument("--affine", type=float, nargs="+", default=list(AFFINE), help="affine radii to try")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "corun_settings"))
     args = ap.parse_args()
     if args.threads:
@@ -69,8 +71,8 @@ def main() -> None:
     hd = cv2.resize(pairs[0][0], (1920, 1080), interpolation=cv2.INTER_CUBIC)
     rows = []
     t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
-    for mp in PIXELS:
-        for af in AFFINE:
+    for mp in args.pixels:
+        for af in args.affine:
             r = create_model("corun.haze", max_pixels=mp, affine=af)
             ps, ss, harmed = [], [], 0
             for hazy, clean in pairs:
@@ -98,7 +100,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = ["# corun.haze inference settings on validation (Kodak24 through day and dense haze)", "",
-             f"`python benchmarks/corun_settings.py --data {args.data}` on {meta['cpu']}; {len(pairs)} pairs, input "
+             f"`python benchmarks/corun_settings.py --data {args.data} --pixels {' '.join(map(str, args.pixels))} "
+             f"--affine {' '.join(map(str, args.affine))}` on {meta['cpu']}; {len(pairs)} pairs, input "
              f"PSNR {meta['input_psnr']:.2f} dB; harm: the judge's verdict of output against input (the clean photo "
              f"itself, judged against its hazy input, is called harmed in {ref_harm:.0%}: on synthetic haze with a "
              "tinted airlight the judge's rate does not separate settings).", "",

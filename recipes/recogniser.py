@@ -66,7 +66,11 @@ SYNTH = {
     "low_light": (["low_light"], ["low_light"]), "noise": (["noise"], ["noise"]), "rain": (["rain"], ["rain"]),
     "blur": (["blur"], ["blur"]), "low_light+noise": (["low_light", "noise"], ["low_light", "noise"]),
     "haze+noise": (["day_haze", "noise"], ["haze", "noise"]),
+    "light_haze": (["light_haze"], ["haze"]),
 }  # fmt: skip
+#: Synthesis configurations that are not presets: light, even haze (thin fog, indoor haze), which the presets'
+#: ranges reach only at their low end.
+CONFIGS = {"light_haze": [{"op": "day_haze", "beta": [0.2, 0.8], "airlight": [0.7, 1.0]}]}
 SYNTH_PHOTOS = 160
 #: Share of clean validation photos that must come out with nothing found (sets the action threshold).
 CLEAN_PASS = 0.95
@@ -129,7 +133,7 @@ def build_features(root: Path, cache: Path) -> dict[str, np.ndarray]:
             files.append(str(f.relative_to(root)) + "#jpeg")
     photos = _files(root / "clean/BSDS500")
     photos = [photos[i] for i in np.random.default_rng(1).permutation(len(photos))[:SYNTH_PHOTOS]]
-    degraders = {p: Degrader.from_config(p) for ps, _ in SYNTH.values() for p in ps}
+    degraders = {p: Degrader.from_config(CONFIGS.get(p, p)) for ps, _ in SYNTH.values() for p in ps}
     g = torch.Generator().manual_seed(2)
     for f in tqdm(photos, desc="synthetic", unit="photo", mininterval=30):
         x = torch.from_numpy(_float(f)).permute(2, 0, 1)[None].contiguous()

@@ -56,6 +56,7 @@ def _names() -> tuple[str, ...]:
     names += ["est_noise_mean", "est_noise_p10", "est_noise_p90", "est_noise_dark"]
     names += [f"degclass_{c}" for c in ("clean", "day_haze", "dense_haze", "night_haze", "sand_dust", "low_light",
                                          "noise", "rain", "blur")]  # fmt: skip
+    names += ["fog_dist_clear", "fog_dist_foggy", "fog_density"]
     return tuple(names)
 
 
@@ -72,6 +73,19 @@ def _net_features(crop: np.ndarray, preview: np.ndarray, nets) -> list[float]:
         p = deg.probabilities(torch.from_numpy(small).permute(2, 0, 1)[None].float())[0].numpy()
     return [est.mean() * 20, np.percentile(est, 10) * 20, np.percentile(est, 90) * 20,
             (est[dark].mean() if dark.any() else est.mean()) * 20, *p.tolist()]  # fmt: skip
+
+
+def _fog(preview: np.ndarray) -> list[float]:
+    """Log distances of the patch statistics from the fog-free and the foggy model of
+    :mod:`clearsight.metrics.fog`, and the log fog density they give (zeros where it is undefined)."""
+    from .metrics.fog import _distance, _models, fog_features
+
+    feats = fog_features(preview) if float(np.ptp(preview)) > 1e-6 and min(preview.shape[:2]) >= 16 else []
+    if len(feats) < 13:
+        return [0.0, 0.0, 0.0]
+    mu_c, cov_c, mu_f, cov_f = _models()
+    dc, df = _distance(mu_c, cov_c, feats), _distance(mu_f, cov_f, feats)
+    return [np.log1p(dc), np.log1p(df), np.log(dc / (df + 1.0) + 1e-3)]
 
 
 #: Names of the features, in order.
@@ -193,6 +207,7 @@ def features_np(rgb: np.ndarray, nets) -> np.ndarray:
     bq = brisque_features(p)
     f += list(np.nan_to_num(bq, nan=0.0, posinf=0.0, neginf=0.0))
     f += _net_features(c, p, nets)
+    f += _fog(p)
     out = np.asarray(f, np.float64)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 

@@ -82,7 +82,7 @@ def add_restore(sub) -> None:
         default=None,
         metavar="N",
         help="learned models: restore at most N pixels at once, larger images through guided upsampling; "
-        "0 for full resolution (slower) (default: 300000, corun 120000; denoisers always run at full resolution)",
+        "0 for full resolution (slower) (default: 300000, corun 80000; denoisers always run at full resolution)",
     )
     r.add_argument(
         "--affine",
