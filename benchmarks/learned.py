@@ -186,12 +186,14 @@ def checks(res: dict, models: list[str]) -> list[dict]:
 
 
 def extra_markdown(res: dict) -> str:
+    from clearsight.models import MAX_PIXELS_DEFAULTS
+
     lines = [
         "",
         f"Command: `{res['command']}`  ",
         f"Machine: {res['machine']}; torch {res['torch']}. Learned models run as shipped (bf16 where the CPU has it, "
-        "restored at up to 0.3 MP (corun 0.12 MP) with guided upsampling beyond; corun and rsr with the locally "
-        "affine projection, `docs/learned.md`).",
+        f"restored at up to 0.3 MP (corun {MAX_PIXELS_DEFAULTS['corun'] / 1e6:g} MP) with guided upsampling beyond; "
+        "corun and rsr with the locally affine projection, `docs/learned.md`).",
         "",
         f"Haze score of clean photos (`clean/`, n={res['clean_haze_score']['n']}): p10 "
         f"{res['clean_haze_score']['p10']:.3f}, p90 {res['clean_haze_score']['p90']:.3f}.",
