@@ -6,12 +6,14 @@ prior* (Zhang, Cao, Fang and Tao, CVPR 2017) — in most local patches some pixe
 the light of each colour channel — the local maximum of each channel estimates the local illumination,
 which serves as a spatially varying airlight ``A(x)``:
 
-1. ``A(x)``: per-channel maximum over a large window, smoothed with a guided filter (gray guide) so that
-   it follows the broad glow of each light source rather than object edges;
+1. ``A(x)``: per-channel maximum over a large window (of a slightly smoothed copy, so that noise and JPEG blocks
+   do not pick the maxima), smoothed with a guided filter (gray guide) so that it follows the broad glow of each
+   light source rather than object edges;
 2. ``t(x)``: the dark channel of ``I / A(x)`` (DCP on the locally normalised image), guided-filter refined;
 3. ``J = (I - A(x)) / max(t, t0) + A(x)``;
-4. optional colour correction: each pixel is divided by the (partial) chroma of its illumination, which
-   removes the orange/green cast of sodium and mercury lamps while keeping their brightness;
+4. optional colour correction: each pixel is divided by the (partial) chroma of its illumination, taken from a
+   Gaussian-smoothed ``A(x)`` (a chroma that varies from window to window paints purple and green blotches into
+   a dark sky), which removes the orange/green cast of sodium and mercury lamps while keeping their brightness;
 5. a global gain and gamma, estimated on the preview, bring the mean brightness to a visible level.
 
 Night photos are noisy and dehazing divides by ``t``, so the image is first split into a smooth base
@@ -44,6 +46,8 @@ class NightConfig:
         light_patch: window (px) of the maximum-reflectance illumination estimate.
         light_radius: guided-filter radius (px) that smooths the illumination into ``A(x)``.
         light_eps: regulariser of that guided filter (large: follows glow, not edges).
+        light_presmooth: Gaussian sigma (px) of the copy whose local maxima estimate the illumination.
+        cast_smooth: Gaussian sigma (px) of the illumination whose chroma the colour correction divides by.
         patch, omega, t0, radius, eps: as in :class:`~clearsight.priors.dcp.DCPConfig`.
         color_correction: strength in [0, 1] of the removal of the illumination's colour.
         target_mean: mean luminance the output is brought towards (0 disables the brightness step).
@@ -56,6 +60,8 @@ class NightConfig:
     light_patch: int = 31
     light_radius: int = 30
     light_eps: float = 1e-2
+    light_presmooth: float = 2.0
+    cast_smooth: float = 31.0
     patch: int = 15
     omega: float = 0.9
     t0: float = 0.2
@@ -69,9 +75,10 @@ class NightConfig:
     detail_gain: float = 1.5
 
 
-def local_airlight_np(x: np.ndarray, patch: int, radius: int, eps: float) -> np.ndarray:
-    """Spatially varying airlight ``(H, W, 3)`` from the maximum reflectance prior."""
-    lmax = max_filter_np(x, patch)
+def local_airlight_np(x: np.ndarray, patch: int, radius: int, eps: float, presmooth: float = 0.0) -> np.ndarray:
+    """Spatially varying airlight ``(H, W, 3)`` from the maximum reflectance prior (the local maxima of ``x``
+    smoothed by a Gaussian of sigma ``presmooth`` px first, when it is positive)."""
+    lmax = max_filter_np(cv2.GaussianBlur(x, (0, 0), presmooth) if presmooth > 0 else x, patch)
     gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
     a = guided_filter_np(gray, lmax, radius, eps)
     return np.clip(a, 0.02, 1.0)
@@ -90,7 +97,8 @@ class NightDCP(Restorer):
     @property
     def halo(self) -> int:
         c = self.config
-        return 2 * c.denoise_radius + c.light_patch // 2 + 2 * c.light_radius + c.patch // 2 + 2 * c.radius
+        blur = 3 * round(c.light_presmooth) + 3 * round(c.cast_smooth)
+        return 2 * c.denoise_radius + c.light_patch // 2 + 2 * c.light_radius + c.patch // 2 + 2 * c.radius + blur
 
     def _restore_core(self, x: np.ndarray) -> np.ndarray:
         c = self.config
@@ -99,14 +107,15 @@ class NightDCP(Restorer):
             detail = x - base
         else:
             base, detail = x, None
-        a = local_airlight_np(base, c.light_patch, c.light_radius, c.light_eps)
+        a = local_airlight_np(base, c.light_patch, c.light_radius, c.light_eps, c.light_presmooth)
         t = dcp_transmission_np(base, a, c.patch, c.omega, c.radius, c.eps)
         j = recover_np(base, t, a, c.t0)
         if detail is not None:
             gain = np.minimum(1.0 / np.clip(t, c.t0, 1.0), c.detail_gain)[:, :, None]
             j = np.clip(j + gain * detail, 0.0, 1.0)
         if c.color_correction > 0:
-            chroma = a / np.maximum(a.mean(axis=2, keepdims=True), 1e-3)
+            light = cv2.GaussianBlur(a, (0, 0), c.cast_smooth) if c.cast_smooth > 0 else a
+            chroma = light / np.maximum(light.mean(axis=2, keepdims=True), 1e-3)
             j = j / np.power(np.maximum(chroma, 0.2), c.color_correction)
         return j
 
