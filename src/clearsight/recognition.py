@@ -3,7 +3,7 @@
 A small multi-label classifier over measured image statistics, not over pixels: with a few hundred real
 degraded photos to learn from, statistics that mean the same on every camera (brightness, dark channel,
 saturation, colour cast, noise level in flat regions, sharpness, streak orientation, BRISQUE's natural-scene
-statistics) generalise to unseen sources far better than a network would (``docs/recognise.md`` has the
+statistics) generalise to unseen sources far better than a network would (``docs/auto.md`` has the
 leave-one-source-out figures).
 
 Features are taken on a 384-pixel preview (global appearance) and on a centre crop of at most 512x512 pixels at the
