@@ -172,6 +172,10 @@ def checks(res: dict, models: list[str]) -> list[dict]:
                 a, b = sc[m][k], sc["dcp"][k]
                 out.append({"model": m, "check": f"{key} {k} better than dcp",
                             "value": f"{a:.3f} vs {b:.3f}", "pass": a < b})  # fmt: skip
+            if "harm_rate" in sc[m]:
+                out.append({"model": m, "check": f"{key} judge harm rate at most 10%",
+                            "value": f"{sc[m]['harm_rate']:.0%} (dcp {sc['dcp']['harm_rate']:.0%})",
+                            "pass": sc[m]["harm_rate"] <= 0.10})  # fmt: skip
             h, hi, hd = sc[m]["haze_score"], sc["input"]["haze_score"], sc["dcp"]["haze_score"]
             ok = min(hi, hd) <= h <= max(hi, hd) or rng["p10"] <= h <= rng["p90"]
             out.append({"model": m, "check": f"{key} haze score between dcp and input, or in the clean range",
@@ -243,6 +247,7 @@ def main() -> None:
         unpaired=[(k, str(data / k)) for k in REAL],
         fr_metrics=("psnr", "ssim"),
         nr_metrics=NR,
+        judge=True,
     )
     tuned = cs.tune_allocator()  # as the clearsight command and the timing children do
     print("scoring SOTS-indoor and the real sets ...", flush=True)

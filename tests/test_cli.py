@@ -376,7 +376,7 @@ def test_bench_end_to_end(tmp_path):
     out = tmp_path / "rep"
     r = run_cli(
         "bench", "--methods", "dcp,dcp-dust", "--paired", str(hazy), str(clean), "--unpaired", str(real),
-        "--fr-metrics", "psnr,ssim", "--nr-metrics", "haze_score,entropy", "--crops", "-o", str(out),
+        "--fr-metrics", "psnr,ssim", "--nr-metrics", "haze_score,entropy", "--crops", "--judge", "-o", str(out),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     import json
@@ -386,6 +386,7 @@ def test_bench_end_to_end(tmp_path):
     sc = res["paired"]["hazy"]["scores"]
     assert sc["dcp"]["psnr"] > sc["input"]["psnr"]  # dehazing helps on synthetic haze
     assert res["speed"]["dcp"]["seconds_per_megapixel"] > 0
+    assert 0 <= res["unpaired"]["real"]["scores"]["dcp"]["harm_rate"] <= 1
     page = out.with_suffix(".html").read_text()
     assert "<table>" in page and "data:image/png;base64" in page and "data:image/jpeg;base64" in page
     assert run_cli("bench", "--methods", "dcp").returncode == 2
@@ -456,3 +457,44 @@ def test_help_and_version_import_no_heavy_module():
     assert "day_haze" in run_cli("synth", "--help").stdout
     bad = run_cli("restore", "x.png", "-o", "out", "-m", "nope")
     assert bad.returncode == 2 and "'dcp'" in bad.stderr
+
+
+def test_bench_judge_reports_the_harm_rate_of_each_method(tmp_path):
+    from clearsight.bench import BenchConfig, run_bench
+    from clearsight.priors.base import Restorer, RestorerState
+
+    class Tint(Restorer):
+        """A colour cast of a given strength (gains 1 leave the image as it is)."""
+
+        name = "tint"
+
+        def __init__(self, gains):
+            self.gains = np.array(gains, np.float32)
+
+        @property
+        def halo(self) -> int:
+            return 0
+
+        def prepare(self, preview):
+            return RestorerState(self.name, "", {})
+
+        def process(self, x, state):
+            return np.clip(x * self.gains, 0, 1)
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(3):
+        hz, _, _ = hazy_scene(96, 128, seed=i)
+        save_image(real / f"r{i}.png", to_u8(hz))
+    cfg = BenchConfig(methods=["tint", "same"], unpaired=[("real", str(real))], nr_metrics=("haze_score",), judge=True)
+    res = run_bench(cfg, progress=False, restorers={"tint": Tint([1.25, 1.0, 0.7]), "same": Tint([1, 1, 1])})
+    sc = res["unpaired"]["real"]["scores"]
+    assert sc["input"]["harm_rate"] == 0.0 and sc["same"]["harm_rate"] == 0.0
+    assert sc["tint"]["harm_rate"] == 1.0  # a strong colour cast on every image
+    assert res["lower_better"]["harm_rate"] and "harm_rate" in to_markdown_of(res)
+
+
+def to_markdown_of(res: dict) -> str:
+    from clearsight.bench import to_markdown
+
+    return to_markdown(res)

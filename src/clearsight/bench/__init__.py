@@ -23,6 +23,7 @@ import numpy as np
 from ..degrade.dataset import image_files
 from ..infer import restore_array
 from ..io import load_image, to_tensor
+from ..judging import judge_np
 from ..metrics import create_metric
 from ..models import create_model
 
@@ -52,6 +53,8 @@ class BenchConfig:
         fr_metrics, nr_metrics: metric names.
         max_images: cap per set (0 = all).
         crops: embed before/after crops in the HTML (do not publish crops of images you may not share).
+        judge: on the unpaired sets, also the share of outputs :func:`clearsight.judging.judge_np` calls harmed
+            against their input (``harm_rate``; the input's own row is 0).
     """
 
     methods: list[str]
@@ -61,6 +64,7 @@ class BenchConfig:
     nr_metrics: tuple[str, ...] = DEFAULT_NR
     max_images: int = 0
     crops: bool = False
+    judge: bool = False
 
 
 def reset_peak_rss() -> int | None:
@@ -152,7 +156,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
         if cfg.max_images:
             files = files[: cfg.max_images]
         metrics = fr if kind == "paired" else nr
-        rows = {m: {k: [] for k in metrics} for m in ["input", *cfg.methods]}
+        judged = cfg.judge and kind == "unpaired"
+        rows = {m: {k: [] for k in [*metrics, *(["harm_rate"] if judged else [])]} for m in ["input", *cfg.methods]}
         for i, f in enumerate(files):
             rec = load_image(f)
             x = to_tensor(rec.rgb)
@@ -166,6 +171,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
                     continue
             for k, met in metrics.items():
                 rows["input"][k].append(_score(met, x, ref))
+            if judged:
+                rows["input"]["harm_rate"].append(0.0)
             outs = [rec.rgb]
             for m, r in restorers.items():
                 base = reset_peak_rss()
@@ -178,6 +185,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
                 y = to_tensor(out)
                 for k, met in metrics.items():
                     rows[m][k].append(_score(met, y, ref))
+                if judged:
+                    rows[m]["harm_rate"].append(float(not judge_np(rec.rgb, out).ok))
                 outs.append(out)
             if cfg.crops and i < 2:
                 result["crops"].append({"set": name, "file": f.name, "jpeg": _crop_b64(outs)})
@@ -200,6 +209,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
             "peak_rss_mb": peaks[m] / 1024 if peaks[m] else None,
         }
     result["lower_better"] = {n: create_metric(n).lower_better for n in [*cfg.fr_metrics, *cfg.nr_metrics]}
+    result["lower_better"]["harm_rate"] = True
     return result
 
 

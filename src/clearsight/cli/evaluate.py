@@ -52,6 +52,10 @@ def add_bench(sub) -> None:
     be.add_argument("--nr-metrics", help="no-reference metrics (default: the benchmark's standard set)")
     be.add_argument("--max-images", type=int, default=0, metavar="N", help="at most N images per set (0: all)")
     be.add_argument("--crops", action="store_true", help="embed before/after crops in the HTML report")
+    be.add_argument(
+        "--judge", action="store_true",
+        help="on the unpaired sets, also report each method's harm rate (share of outputs the judge calls harmed)",
+    )  # fmt: skip
     be.add_argument("-o", "--output", default="bench", metavar="OUT", help="output path without extension")
     be.set_defaults(_run=run_bench)
 
@@ -149,6 +153,7 @@ def run_bench(args: argparse.Namespace) -> int:
         nr_metrics=tuple(m for m in (args.nr_metrics or ",".join(_default_metrics("nr"))).split(",") if m),
         max_images=args.max_images,
         crops=args.crops,
+        judge=args.judge,
     )
     res = run_bench(cfg)
     paths = write_reports(res, args.output, "clearsight bench")
