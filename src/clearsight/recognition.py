@@ -78,13 +78,12 @@ def _net_features(crop: np.ndarray, preview: np.ndarray, nets) -> list[float]:
 def _fog(preview: np.ndarray) -> list[float]:
     """Log distances of the patch statistics from the fog-free and the foggy model of
     :mod:`clearsight.metrics.fog`, and the log fog density they give (zeros where it is undefined)."""
-    from .metrics.fog import _distance, _models, fog_features
+    from .metrics.fog import fog_distances
 
-    feats = fog_features(preview) if float(np.ptp(preview)) > 1e-6 and min(preview.shape[:2]) >= 16 else []
-    if len(feats) < 13:
+    try:
+        dc, df = fog_distances(preview)
+    except ClearsightError:
         return [0.0, 0.0, 0.0]
-    mu_c, cov_c, mu_f, cov_f = _models()
-    dc, df = _distance(mu_c, cov_c, feats), _distance(mu_f, cov_f, feats)
     return [np.log1p(dc), np.log1p(df), np.log(dc / (df + 1.0) + 1e-3)]
 
 

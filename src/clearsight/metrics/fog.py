@@ -31,7 +31,7 @@ from .._checks import check_image
 from .._errors import ShapeError
 from ..priors.base import make_preview
 
-__all__ = ["fog_density", "fog_features", "fit_mvg", "MODEL_FILE", "FOG_FEATURES"]
+__all__ = ["fog_density", "fog_distances", "fog_features", "fit_mvg", "MODEL_FILE", "FOG_FEATURES"]
 
 MODEL_FILE = Path(__file__).with_name("fog_density_clearsight.npz")
 FOG_FEATURES = (
@@ -125,15 +125,22 @@ def _models() -> tuple[np.ndarray, ...]:
         return z["mu_clear"], z["cov_clear"], z["mu_fog"], z["cov_fog"]
 
 
-def fog_density_np(rgb: np.ndarray) -> float:
-    """Fog density of one float ``(H, W, 3)`` image in [0, 1]; higher is foggier."""
+def fog_distances(rgb: np.ndarray) -> tuple[float, float]:
+    """Distances ``(D_f, D_ff)`` of one float ``(H, W, 3)`` image in [0, 1] from the fog-free and the foggy
+    model; raises :class:`ShapeError` where they are undefined (a constant or too small image)."""
     if float(np.ptp(rgb)) < 1e-6:
         raise ShapeError("fog_density is undefined for a constant image")
     feats = fog_features(rgb)
     if len(feats) < 13:
         raise ShapeError("fog_density needs more image content (at least 13 patches of 8x8)")
     mu_c, cov_c, mu_f, cov_f = _models()
-    return _distance(mu_c, cov_c, feats) / (_distance(mu_f, cov_f, feats) + 1.0)
+    return _distance(mu_c, cov_c, feats), _distance(mu_f, cov_f, feats)
+
+
+def fog_density_np(rgb: np.ndarray) -> float:
+    """Fog density of one float ``(H, W, 3)`` image in [0, 1]; higher is foggier."""
+    d_clear, d_fog = fog_distances(rgb)
+    return d_clear / (d_fog + 1.0)
 
 
 def fog_density(x: torch.Tensor) -> torch.Tensor:
