@@ -1,7 +1,8 @@
 """Choose ``corun.haze``'s inference settings on validation, not on a benchmark: the size of the reduced pass
-(``max_pixels``) and the radius of the locally affine projection (``affine``).
+(``max_pixels``), the radius of the locally affine projection (``affine``) and its freedom (``affine_mode``:
+a gain and offset per channel, or one shared by the three channels).
 
-    python benchmarks/corun_settings.py --data ../shared/data [--threads 1]
+    python benchmarks/corun_settings.py --data ../shared/data [--threads 1] [--modes channel shared]
 
 Validation: the 24 ``clean/Kodak24`` photos (held out of corun.haze's training: its card's validation set),
 each through the ``day_haze`` and ``dense_haze`` presets with estimated depth (fixed seed), 48 pairs at their full
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--no-speed", action="store_true", help="skip the 1080p timings")
     ap.add_argument("--pixels", type=int, nargs="+", default=list(PIXELS), help="max_pixels values to try")
     ap.add_argument("--affine", type=float, nargs="+", default=list(AFFINE), help="affine radii to try")
+    ap.add_argument("--modes", nargs="+", default=["shared"], choices=["channel", "shared"], help="affine modes to try")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "corun_settings"))
     args = ap.parse_args()
     if args.threads:
@@ -72,15 +74,15 @@ def main() -> None:
     rows = []
     t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
     for mp in args.pixels:
-        for af in args.affine:
-            r = create_model("corun.haze", max_pixels=mp, affine=af)
+        for af, mode in [(af, mode) for af in args.affine for mode in args.modes]:
+            r = create_model("corun.haze", max_pixels=mp, affine=af, affine_mode=mode)
             ps, ss, harmed = [], [], 0
             for hazy, clean in pairs:
                 y, _ = restore_array(hazy, r)
                 ps.append(float(psnr(t(y), t(clean))))
                 ss.append(float(ssim(t(y), t(clean))))
                 harmed += not judge_np(hazy, y).ok
-            row = {"max_pixels": mp, "affine": af, "psnr": round(float(np.mean(ps)), 3),
+            row = {"max_pixels": mp, "affine": af, "affine_mode": mode, "psnr": round(float(np.mean(ps)), 3),
                    "ssim": round(float(np.mean(ss)), 4), "harm_rate": round(harmed / len(pairs), 3)}  # fmt: skip
             if not args.no_speed:
                 restore_array(hd, r)
@@ -101,14 +103,14 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = ["# corun.haze inference settings on validation (Kodak24 through day and dense haze)", "",
              f"`python benchmarks/corun_settings.py --data {args.data} --pixels {' '.join(map(str, args.pixels))} "
-             f"--affine {' '.join(map(str, args.affine))}` on {meta['cpu']}; {len(pairs)} pairs, input "
+             f"--affine {' '.join(map(str, args.affine))} --modes {' '.join(args.modes)}` on {meta['cpu']}; {len(pairs)} pairs, input "
              f"PSNR {meta['input_psnr']:.2f} dB; harm: the judge's verdict of output against input (the clean photo "
              f"itself, judged against its hazy input, is called harmed in {ref_harm:.0%}: on synthetic haze with a "
              "tinted airlight the judge's rate does not separate settings).", "",
-             "| max_pixels | affine | PSNR | SSIM | harm rate | s per 1080p |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+             "| max_pixels | affine | mode | PSNR | SSIM | harm rate | s per 1080p |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} "
+        lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['affine_mode']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} "
                      f"| {r.get('seconds_1080p', '-')} |")  # fmt: skip
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(out.with_suffix(".md").read_text())

@@ -218,6 +218,32 @@ def test_affine_projection_removes_what_no_transmission_makes():
         NetworkRestorer(_Blotchy(), affine=2.0)
 
 
+class _Tinting(torch.nn.Module):
+    """A stand-in dehazer that raises contrast and also tints everything blue."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.3 * x - 0.1 + torch.tensor([-0.05, 0.0, 0.08]).view(1, 3, 1, 1)
+
+
+def test_shared_affine_mode_keeps_hues_and_the_contrast_gain():
+    from clearsight.models.learned import NetworkRestorer
+
+    x = hazy_scene(96, 128, seed=3)[0]
+    x[:, :40] = x[:, :40].mean(2, keepdims=True)  # a grey region: its pixels must stay grey
+    target = np.clip(1.3 * x - 0.1, 0, 1)
+    outs = {}
+    for mode in ("channel", "shared"):
+        r = NetworkRestorer(_Tinting(), precision="fp32", max_pixels=None, affine=0.1, affine_mode=mode)
+        outs[mode] = r.process(x, r.prepare(x))
+    grey = lambda y: float(np.abs(y[:, :40] - y[:, :40].mean(2, keepdims=True)).max())  # noqa: E731
+    assert grey(outs["channel"]) > 0.04  # the per-channel fit carries the tint
+    assert grey(outs["shared"]) < 1e-3, grey(outs["shared"])
+    # the contrast gain is kept: the shared fit is close to the untinted correction
+    assert np.abs(outs["shared"] - target).mean() < 0.03
+    with pytest.raises(ValueError, match="affine_mode"):
+        NetworkRestorer(_Tinting(), affine=0.1, affine_mode="hue")
+
+
 class _Broken(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * float("nan")
@@ -236,6 +262,8 @@ def test_broken_network_is_a_clear_error_not_a_garbage_image():
 def test_affine_projection_is_on_for_dehazers_only(tmp_path):
     assert cs.create_model("corun.haze").affine == cs.models.AFFINE_DEFAULTS["corun"]
     assert cs.create_model("corun.haze", affine=None).affine is None
+    assert cs.create_model("corun.haze").affine_mode == cs.models.AFFINE_MODE_DEFAULTS["corun"] == "shared"
+    assert cs.create_model("rsr.realhaze").affine_mode == "channel"
     assert cs.create_model("udair.allinone").affine is None
     path = save_weights(_tiny("corun"), tmp_path / "w.safetensors", "corun", {"preset": "tiny"})
     assert load_restorer(path).affine == cs.models.AFFINE_DEFAULTS["corun"]
@@ -248,3 +276,5 @@ def test_affine_projection_is_on_for_dehazers_only(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("restore", str(img), "-o", str(tmp_path / "o2"), "--model", "dcp", "--affine", "0.05", "-q")
     assert r.returncode == 1 and "--affine" in r.stderr
+    r = run_cli("restore", str(img), "-o", str(tmp_path / "o3"), "--weights", str(path), "--affine-mode", "channel", "-q")
+    assert r.returncode == 0, r.stderr

@@ -94,6 +94,13 @@ def add_restore(sub) -> None:
         "0 turns it off (default: 0.07 for the dehazing networks corun and rsr, off for udair)",
     )
     r.add_argument(
+        "--affine-mode",
+        choices=("channel", "shared"),
+        default=None,
+        help="learned models with --affine: 'channel' fits a gain and an offset per colour channel (it can shift "
+        "colours), 'shared' one for all three (keeps the input's hues) (default: shared for corun, channel for rsr)",
+    )
+    r.add_argument(
         "--tile",
         type=tile_arg,
         default=None,
@@ -158,6 +165,9 @@ def _restorer(args: argparse.Namespace):
     affine = getattr(args, "affine", None)
     if affine is not None:
         opts["affine"] = affine or None
+    affine_mode = getattr(args, "affine_mode", None)
+    if affine_mode:
+        opts["affine_mode"] = affine_mode
     tta = getattr(args, "tta", False)
     if tta:
         opts["tta"] = True
@@ -178,8 +188,8 @@ def _restorer(args: argparse.Namespace):
         raise ClearsightError(f"--tta needs a learned udair model, not {args.model}")
     if onnx:
         raise ClearsightError(f"--backend onnx applies to learned models, not {args.model}")
-    if affine:
-        raise ClearsightError(f"--affine applies to learned models, not {args.model}")
+    if affine or affine_mode:
+        raise ClearsightError(f"--affine and --affine-mode apply to learned models, not {args.model}")
     return args.model
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "load_restorer",
     "weights_file",
     "AFFINE_DEFAULTS",
+    "AFFINE_MODE_DEFAULTS",
     "MAX_PIXELS_DEFAULTS",
 ]
 
@@ -100,6 +101,10 @@ HALO_DEFAULTS: dict[str, int] = {"ffdnet": 48}
 #: Default window radius (fraction of the shorter side) of the locally affine projection per architecture: on for
 #: the dehazing networks, off for the all-in-one one (see :mod:`clearsight.models.learned` and ``docs/learned.md``).
 AFFINE_DEFAULTS: dict[str, float] = {"corun": 0.07, "rsr": 0.07}
+#: Default ``affine_mode`` per architecture where it differs from ``"channel"``. CORUN's was chosen on validation
+#: (``benchmarks/corun_settings.py --modes``: Kodak24 through day and dense haze, no benchmark folder): ``"shared"``
+#: keeps the input's hues and scores as well as ``"channel"``.
+AFFINE_MODE_DEFAULTS: dict[str, str] = {"corun": "shared"}
 
 
 def load_restorer(weights, name: str | None = None, pretrained: bool = True, **overrides) -> Restorer:
@@ -136,6 +141,8 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
         overrides["onnx"] = network_for(weights_file(str(weights)), onnx_file, log=say)
     if "affine" not in overrides:
         overrides["affine"] = AFFINE_DEFAULTS.get(arch)
+    if "affine_mode" not in overrides and arch in AFFINE_MODE_DEFAULTS:
+        overrides["affine_mode"] = AFFINE_MODE_DEFAULTS[arch]
     if "max_pixels" not in overrides and arch in MAX_PIXELS_DEFAULTS:
         overrides["max_pixels"] = MAX_PIXELS_DEFAULTS[arch]
     if "halo" not in overrides and arch in HALO_DEFAULTS:

@@ -17,6 +17,13 @@ transmission is locally constant, ``J = (I - A) / t + A``, so the projection kee
 and colour correction and drops what no transmission could produce: the blotches a small network paints into
 flat sky and the texture it invents or smears. It keeps the input's noise, so it is off for the all-in-one
 (denoising, deraining) models. Measured on the benchmarks in ``docs/learned.md``.
+
+``affine_mode`` says how free that function is. ``"channel"`` fits a gain and an offset per colour channel: it can
+also shift and rotate colours, and a network trained on synthetic haze uses that freedom on real photos (grey smog
+skies turned blue, olive tints). ``"shared"`` fits one gain and one offset for all three channels,
+``out_c = a * in_c + m``: a neutral pixel stays neutral and no hue can turn, only contrast, brightness and
+saturation change locally; this is the scattering model's dehazing with a grey airlight, which is what the
+networks are trained to remove.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from torch import nn
 from .._errors import ClearsightError
 from ..priors.base import Restorer, RestorerState
 
-__all__ = ["NetworkRestorer", "guided_upsample", "WEIGHTS_DIR"]
+__all__ = ["NetworkRestorer", "guided_upsample", "shared_gain_upsample", "WEIGHTS_DIR"]
 
 #: Folder of the weights shipped inside the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -62,6 +69,29 @@ def guided_upsample(
     return a * full_in + b
 
 
+def shared_gain_upsample(
+    low_in: np.ndarray, low_out: np.ndarray, full_in: np.ndarray, radius: int, eps: float = 1e-5
+) -> np.ndarray:
+    """Like :func:`guided_upsample` with one gain ``a`` and one offset ``m`` per window for the three channels,
+    ``out_c = a * in_c + m``, fitted by least squares over the window's pixels and channels: the result has the
+    input's hues (a grey pixel stays grey). Arrays are float32 ``(H, W, 3)``."""
+    n = low_in.shape[2]
+    mi, mo = _box(low_in, radius), _box(low_out, radius)
+    cov = (_box(low_in * low_out, radius) - mi * mo).sum(2)
+    var = (_box(low_in * low_in, radius) - mi * mi).sum(2)
+    # the channel means' own spread belongs to the fit too: pool it with the within-channel moments
+    ci, co = mi.mean(2, keepdims=True), mo.mean(2, keepdims=True)
+    cov += ((mi - ci) * (mo - co)).sum(2)
+    var += ((mi - ci) ** 2).sum(2)
+    a = cov / (var + n * eps)
+    m = co[..., 0] - a * ci[..., 0]
+    a, m = _box(a, radius), _box(m, radius)
+    h, w = full_in.shape[:2]
+    a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+    m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    return a[..., None] * full_in + m[..., None]
+
+
 #: Regularisation of the locally affine projection: small, so the fit follows the network wherever the input
 #: has any contrast (1e-4 and more visibly flatten the result on the haze benchmarks).
 _AFFINE_EPS = 1e-5
@@ -90,6 +120,8 @@ class NetworkRestorer(Restorer):
             reduced-size pass is one episode.
         affine: radius of the locally affine projection's windows (see the module notes) as a fraction of the shorter
             side of the pass, e.g. ``0.06``; ``None``: off.
+        affine_mode: ``"channel"`` (a gain and an offset per colour channel) or ``"shared"`` (one for all three:
+            keeps the input's hues), see the module notes.
         onnx: a :class:`~clearsight.models.onnx.OnnxNetwork` exported from ``net``: the network's pass runs in
             onnxruntime (float32); the whole-image estimates on the preview and everything around the pass stay
             as they are.
@@ -106,6 +138,7 @@ class NetworkRestorer(Restorer):
         tta: bool = False,
         affine: float | None = None,
         onnx=None,
+        affine_mode: str = "channel",
     ) -> None:
         if onnx is not None and tta:
             raise ValueError(f"{name}: test-time adaptation needs the torch backend, not onnx")
@@ -113,6 +146,9 @@ class NetworkRestorer(Restorer):
         if affine is not None and not 0 < affine <= 1:
             raise ValueError(f"affine must be a fraction of the image side in (0, 1], got {affine}")
         self.affine = affine
+        if affine_mode not in ("channel", "shared"):
+            raise ValueError(f"affine_mode must be channel or shared, got {affine_mode!r}")
+        self.affine_mode = affine_mode
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
         if tta and not hasattr(net, "restore_tta"):
@@ -192,7 +228,8 @@ class NetworkRestorer(Restorer):
             )
         if self.affine:
             radius = max(1, round(self.affine * min(low.shape[:2])))
-            res = guided_upsample(low, np.ascontiguousarray(out), x, radius=radius, eps=_AFFINE_EPS)
+            fit = shared_gain_upsample if self.affine_mode == "shared" else guided_upsample
+            res = fit(low, np.ascontiguousarray(out), x, radius=radius, eps=_AFFINE_EPS)
         elif scale < 1.0:
             res = guided_upsample(low, np.ascontiguousarray(out), x)
         else:
@@ -201,7 +238,8 @@ class NetworkRestorer(Restorer):
 
     def __repr__(self) -> str:
         backend = f", backend=onnx:{self.onnx.path.name}" if self.onnx is not None else ""
+        mode = f", affine_mode={self.affine_mode!r}" if self.affine else ""
         return (
             f"NetworkRestorer({self.name!r}, bf16={self.bf16}, max_pixels={self.max_pixels}, tta={self.tta}, "
-            f"affine={self.affine}{backend})"
+            f"affine={self.affine}{mode}{backend})"
         )
