@@ -103,14 +103,16 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = ["# corun.haze inference settings on validation (Kodak24 through day and dense haze)", "",
              f"`python benchmarks/corun_settings.py --data {args.data} --pixels {' '.join(map(str, args.pixels))} "
-             f"--affine {' '.join(map(str, args.affine))} --modes {' '.join(args.modes)}` on {meta['cpu']}; {len(pairs)} pairs, input "
+             f"--affine {' '.join(map(str, args.affine))} --modes {' '.join(args.modes)}` on {meta['cpu']}; "
+             f"{len(pairs)} pairs, input "
              f"PSNR {meta['input_psnr']:.2f} dB; harm: the judge's verdict of output against input (the clean photo "
              f"itself, judged against its hazy input, is called harmed in {ref_harm:.0%}: on synthetic haze with a "
              "tinted airlight the judge's rate does not separate settings).", "",
              "| max_pixels | affine | mode | PSNR | SSIM | harm rate | s per 1080p |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
-        lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['affine_mode']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} "
+        lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['affine_mode']} "
+                     f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} "
                      f"| {r.get('seconds_1080p', '-')} |")  # fmt: skip
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(out.with_suffix(".md").read_text())

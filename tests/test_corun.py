@@ -276,5 +276,7 @@ def test_affine_projection_is_on_for_dehazers_only(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("restore", str(img), "-o", str(tmp_path / "o2"), "--model", "dcp", "--affine", "0.05", "-q")
     assert r.returncode == 1 and "--affine" in r.stderr
-    r = run_cli("restore", str(img), "-o", str(tmp_path / "o3"), "--weights", str(path), "--affine-mode", "channel", "-q")
+    r = run_cli(
+        "restore", str(img), "-o", str(tmp_path / "o3"), "--weights", str(path), "--affine-mode", "channel", "-q"
+    )
     assert r.returncode == 0, r.stderr
