@@ -271,3 +271,46 @@ def test_training_fills_the_prototype_bank(tmp_path):
         load_config(None, over + ["data.batch=3"])
     with pytest.raises(ConfigError, match="balanced"):
         load_config(None, over + ["data.balanced=false"])
+
+
+def _gated(task: str):
+    """A tiny UDAIR restorer whose identifier always says ``task`` and whose network brightens and adds grain."""
+    from clearsight.models.learned import NetworkRestorer
+
+    tasks = ("clean", "noise", "low_light")
+    net = UDAIR(UDAIRConfig.tiny(), tasks=tasks, proto_size=32, identifier=(4, 8)).eval()
+    with torch.no_grad():
+        net.identifier.head.weight.zero_()
+        net.identifier.head.bias.copy_(torch.tensor([5.0 if t == task else -5.0 for t in tasks]))
+
+    def forward(x):  # brighter by 0.2 everywhere, plus fine detail of its own
+        grain = torch.Generator().manual_seed(0)
+        return (x + 0.2 + 0.05 * torch.randn(x.shape, generator=grain)).clamp(0, 1)
+
+    net.forward = forward
+    return NetworkRestorer(net, precision="fp32", max_pixels=None, gate=True)
+
+
+@pytest.mark.parametrize("task", ["clean", "noise", "low_light"])
+def test_the_gate_leaves_clean_images_alone_and_keeps_the_tone_of_denoising(task):
+    x = np.random.default_rng(0).uniform(0.2, 0.5, (64, 80, 3)).astype(np.float32)
+    r = _gated(task)
+    st = r.prepare(x)
+    out = r.process(x, st)
+    assert st.params["task"] == task and task.split("_")[0] in st.reason
+    if task == "clean":
+        assert np.array_equal(out, x) and "unchanged" in st.reason
+    elif task == "noise":  # the brightening is gone, the network's fine detail is kept
+        assert abs(float(out.mean() - x.mean())) < 0.01 and float(np.abs(out - x).mean()) > 0.01
+    else:  # low light: the network's output as it is
+        assert float(out.mean() - x.mean()) > 0.15
+
+
+def test_the_gate_is_on_for_shipped_udair_and_needs_an_identifying_network():
+    import clearsight as cs
+    from clearsight.models.learned import NetworkRestorer
+
+    assert cs.create_model("udair.allinone").gate and not cs.create_model("udair.allinone", gate=False).gate
+    assert not cs.create_model("corun.haze").gate
+    with pytest.raises(ValueError, match="gate"):
+        NetworkRestorer(torch.nn.Identity(), gate=True)

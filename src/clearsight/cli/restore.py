@@ -94,6 +94,12 @@ def add_restore(sub) -> None:
         "0 turns it off (default: 0.07 for the dehazing networks corun and rsr, off for udair)",
     )
     r.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="learned udair models: run the network on every image as it is (by default an image it identifies as "
+        "clean is left unchanged, and for noise and blur the input's tone is kept: only finer detail changes)",
+    )
+    r.add_argument(
         "--affine-mode",
         choices=("channel", "shared"),
         default=None,
@@ -168,6 +174,9 @@ def _restorer(args: argparse.Namespace):
     affine_mode = getattr(args, "affine_mode", None)
     if affine_mode:
         opts["affine_mode"] = affine_mode
+    no_gate = getattr(args, "no_gate", False)
+    if no_gate:
+        opts["gate"] = False
     tta = getattr(args, "tta", False)
     if tta:
         opts["tta"] = True
@@ -188,8 +197,8 @@ def _restorer(args: argparse.Namespace):
         raise ClearsightError(f"--tta needs a learned udair model, not {args.model}")
     if onnx:
         raise ClearsightError(f"--backend onnx applies to learned models, not {args.model}")
-    if affine or affine_mode:
-        raise ClearsightError(f"--affine and --affine-mode apply to learned models, not {args.model}")
+    if affine or affine_mode or no_gate:
+        raise ClearsightError(f"--affine, --affine-mode and --no-gate apply to learned models, not {args.model}")
     return args.model
 
 

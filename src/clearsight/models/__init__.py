@@ -111,8 +111,9 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     """A restorer running the network of a weights file (``clearsight restore --weights FILE``).
 
     ``overrides`` go to :class:`~clearsight.models.learned.NetworkRestorer` (``precision``, ``max_pixels``,
-    ``halo``, ``affine``); ``backend="onnx"`` runs the network's pass in onnxruntime, from ``onnx_file`` or from
-    a graph exported once into the cache (:mod:`clearsight.models.onnx`). Dehazing architectures
+    ``halo``, ``affine``, ``affine_mode``, ``gate``: on by default for UDAIR networks that identify their tasks);
+    ``backend="onnx"`` runs the network's pass in onnxruntime, from ``onnx_file`` or from a graph exported once
+    into the cache (:mod:`clearsight.models.onnx`). Dehazing architectures
     (:data:`AFFINE_DEFAULTS`) get the locally affine projection unless ``affine`` is given (``affine=None`` turns
     it off).
     """
@@ -143,11 +144,20 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
         overrides["affine"] = AFFINE_DEFAULTS.get(arch)
     if "affine_mode" not in overrides and arch in AFFINE_MODE_DEFAULTS:
         overrides["affine_mode"] = AFFINE_MODE_DEFAULTS[arch]
+    if "gate" not in overrides and arch == "udair" and _identifies(net):
+        overrides["gate"] = True  # chosen on Kodak24 validation: 22.58 -> 24.71 dB over the eight tasks
     if "max_pixels" not in overrides and arch in MAX_PIXELS_DEFAULTS:
         overrides["max_pixels"] = MAX_PIXELS_DEFAULTS[arch]
     if "halo" not in overrides and arch in HALO_DEFAULTS:
         overrides["halo"] = HALO_DEFAULTS[arch]
     return NetworkRestorer(net, name, meta.get("description", ""), **overrides)
+
+
+def _identifies(net) -> bool:
+    """A UDAIR network that can identify its tasks (an identifier, or a fitted prototype bank)."""
+    if not getattr(net.config, "tasks", ()):
+        return False
+    return net.identifier is not None or bool(net.proto_embedding.abs().sum() > 0)
 
 
 #: Architectures whose shipped weights are not image restorers (classifiers and predictors used by other parts).

@@ -24,6 +24,13 @@ skies turned blue, olive tints). ``"shared"`` fits one gain and one offset for a
 ``out_c = a * in_c + m``: a neutral pixel stays neutral and no hue can turn, only contrast, brightness and
 saturation change locally; this is the scattering model's dehazing with a grey airlight, which is what the
 networks are trained to remove.
+
+``gate`` (all-in-one networks with an ``identify`` method: UDAIR) identifies the degradation once, on the preview,
+and restrains the network where the task cannot change the picture's tone: an image identified as ``clean`` is
+returned unchanged, and for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a
+Gaussian of :data:`GATE_SIGMA` pixels at the pass's resolution) and takes only the finer ones from the network,
+so a denoiser cannot brighten or tint a dim photo. Haze, dust, night, low light and rain (whose synthetic veil is
+low-frequency) keep the network's output.
 """
 
 from __future__ import annotations
@@ -92,6 +99,18 @@ def shared_gain_upsample(
     return a[..., None] * full_in + m[..., None]
 
 
+#: Tasks for which the gate keeps the input's tone, and the Gaussian (pixels at the pass's resolution) that splits
+#: tone from detail: chosen on Kodak24 validation (``docs/allinone.md``).
+GATE_TONE_TASKS = ("noise", "blur")
+GATE_SIGMA = 4.0
+
+
+def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
+    """``out``'s detail on ``x``'s tone: ``out - G(out) + G(x)`` with a Gaussian ``G`` of ``sigma`` pixels."""
+    blur = lambda a: cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    return out - blur(out) + blur(x)
+
+
 #: Regularisation of the locally affine projection: small, so the fit follows the network wherever the input
 #: has any contrast (1e-4 and more visibly flatten the result on the haze benchmarks).
 _AFFINE_EPS = 1e-5
@@ -122,6 +141,8 @@ class NetworkRestorer(Restorer):
             side of the pass, e.g. ``0.06``; ``None``: off.
         affine_mode: ``"channel"`` (a gain and an offset per colour channel) or ``"shared"`` (one for all three:
             keeps the input's hues), see the module notes.
+        gate: identify the degradation on the preview; leave a clean image alone and keep the input's tone for
+            noise and blur (see the module notes).
         onnx: a :class:`~clearsight.models.onnx.OnnxNetwork` exported from ``net``: the network's pass runs in
             onnxruntime (float32); the whole-image estimates on the preview and everything around the pass stay
             as they are.
@@ -139,6 +160,7 @@ class NetworkRestorer(Restorer):
         affine: float | None = None,
         onnx=None,
         affine_mode: str = "channel",
+        gate: bool = False,
     ) -> None:
         if onnx is not None and tta:
             raise ValueError(f"{name}: test-time adaptation needs the torch backend, not onnx")
@@ -149,6 +171,9 @@ class NetworkRestorer(Restorer):
         if affine_mode not in ("channel", "shared"):
             raise ValueError(f"affine_mode must be channel or shared, got {affine_mode!r}")
         self.affine_mode = affine_mode
+        if gate and not hasattr(net, "identify"):
+            raise ValueError(f"{name}: the gate needs a network that identifies degradations (udair models)")
+        self.gate = bool(gate)
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
         if tta and not hasattr(net, "restore_tta"):
@@ -204,9 +229,23 @@ class NetworkRestorer(Restorer):
         if hook is not None:
             params["globals"] = hook(torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None])[0].tolist()
         reason = f"airlight {np.round(params['airlight'], 3).tolist()}" if "airlight" in params else ""
+        if self.gate and min(preview.shape[:2]) >= 16:
+            from .udair import identify_view
+
+            x = torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None]
+            with torch.no_grad():
+                probs = self.net.identify(identify_view(x))[0]
+            params["task"] = self.net.config.tasks[int(probs.argmax())]
+            what = {"clean": "left unchanged", "noise": "input's tone kept", "blur": "input's tone kept"}
+            reason = f"identified {params['task']} ({float(probs.max()):.2f})" + (
+                f": {what[params['task']]}" if params["task"] in what else ""
+            )
         return RestorerState(self.name, reason, params)
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
+        task = state.params.get("task")
+        if task == "clean":
+            return np.array(x, np.float32)
         h, w = x.shape[:2]
         a = state.params.get("airlight")
         air = torch.tensor(a, dtype=torch.float32).view(1, 3, 1, 1) if a is not None else None
@@ -234,11 +273,14 @@ class NetworkRestorer(Restorer):
             res = guided_upsample(low, np.ascontiguousarray(out), x)
         else:
             res = out  # the clip below copies it anyway
+        if task in GATE_TONE_TASKS:
+            res = keep_tone(x, np.asarray(res, np.float32), GATE_SIGMA / scale)
         return np.clip(res, 0, 1).astype(np.float32)
 
     def __repr__(self) -> str:
         backend = f", backend=onnx:{self.onnx.path.name}" if self.onnx is not None else ""
         mode = f", affine_mode={self.affine_mode!r}" if self.affine else ""
+        mode += ", gate=True" if self.gate else ""
         return (
             f"NetworkRestorer({self.name!r}, bf16={self.bf16}, max_pixels={self.max_pixels}, tta={self.tta}, "
             f"affine={self.affine}{mode}{backend})"
