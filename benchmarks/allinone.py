@@ -7,10 +7,13 @@ Usage::
 Writes ``benchmarks/results/allinone.{json,md,html}``:
 
 * paired tasks, PSNR/SSIM of the input, a classical baseline per task, the single-task learned model where
-  one exists, UDAIR and UDAIR with TTA: ``haze/sots_indoor`` (DCP; ``corun.haze``), ``noise/polyu`` (real
-  noise; OpenCV non-local means), CBSD68 with Gaussian noise of sigma 15/25/50 (fixed seed; non-local means
-  with h = sigma), ``rain/synthetic_pairs`` (a 3x3 median filter);
-* no-reference sets, NIQE/BRISQUE of the input, the classical baseline and UDAIR with/without TTA:
+  one exists, UDAIR as shipped (with its gate, ``docs/allinone.md``), without the gate, and with TTA:
+  ``haze/sots_indoor`` (DCP; ``corun.haze``), ``haze/ohaze`` (real haze; DCP; ``corun.haze``), ``noise/polyu``
+  and ``noise/cc15`` (real noise; OpenCV non-local means), CBSD68 with Gaussian noise of sigma 15/25/50 (fixed
+  seed; non-local means with h = sigma), ``rain/synthetic_pairs`` (a 3x3 median filter), ``lowlight/lol`` (real
+  low light; ``dcp-night``, the classical restorer ``auto`` had for dark photos; ``lowlight.lol``);
+* no-reference sets, NIQE/BRISQUE and the judge's harm rate (``clearsight.judging``, output against input) of the
+  input, the classical baseline and UDAIR with/without TTA:
   ``lowlight/`` (gamma 0.5), ``rain/real`` (median), ``haze/real_*`` (``auto``), at most ``--nr-limit``
   images per set (evenly spaced in name order, so every sub-folder contributes);
 * identification accuracy of the nearest-prototype degradation assignment on held-out synthetic images
@@ -113,15 +116,19 @@ def paired(pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict) -> dict:
 
 
 def no_reference(images: list[np.ndarray], methods: dict) -> dict:
+    from clearsight.judging import judge_np
+
     niqe, brisque = cs.create_metric("niqe"), cs.create_metric("brisque")
     out = {}
     for name, m in methods.items():
-        n, b = [], []
+        n, b, h = [], [], []
         for x in images:
-            r = to_tensor(_run(m, x))
+            y = _run(m, x)
+            r = to_tensor(y)
             n.append(float(niqe(r)))
             b.append(float(brisque(r)))
-        out[name] = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b))}
+            h.append(m is not None and not judge_np(x, y).ok)
+        out[name] = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b)), "harm_rate": float(np.mean(h))}
         print(f"  {name}: {out[name]}", flush=True)
     return out
 
@@ -240,11 +247,13 @@ def to_markdown(res: dict) -> str:
             cells = [f"{row[m]['brightness_shift']:+.3f} / {row[m]['psnr_tone_fitted']:.2f}" if m in row else "–"
                      for m in methods]  # fmt: skip
             lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    lines += ["", "## No-reference sets (NIQE / BRISQUE, lower is better)", ""]
+    lines += ["", "## No-reference sets (NIQE / BRISQUE, lower is better; judge's harm rate)", ""]
     methods = sorted({m for t in res["no_reference"].values() for m in t}, key=lambda m: _ORDER.get(m, 9))
     lines += ["| set | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for task, row in res["no_reference"].items():
-        cells = [f"{row[m]['niqe']:.2f} / {row[m]['brisque']:.1f}" if m in row else "–" for m in methods]
+        cells = [f"{row[m]['niqe']:.2f} / {row[m]['brisque']:.1f}"
+                 + (f" / {row[m]['harm_rate']:.0%}" if "harm_rate" in row[m] else "") if m in row else "–"
+                 for m in methods]  # fmt: skip
         lines.append(f"| {task} ({res['nr_counts'][task]}) | " + " | ".join(cells) + " |")
     ident = res["identification"]
     names = {"classifier": "the identifier (a classifier trained on the presets, `recipes/udair_identifier.py`)",
@@ -280,7 +289,7 @@ def to_markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ORDER = {"input": 0, "classical": 1, "single-task": 2, "udair": 3, "udair+tta": 4}
+_ORDER = {"input": 0, "classical": 1, "single-task": 2, "udair": 3, "udair, no gate": 4, "udair+tta": 5}
 
 
 def to_html(res: dict) -> str:
@@ -324,9 +333,11 @@ def main() -> None:
         return
     if args.weights:
         udair, tta = cs.load_restorer(args.weights), cs.load_restorer(args.weights, tta=True)
+        ungated = cs.load_restorer(args.weights, gate=False)
         label = Path(args.weights).name
     else:
         udair, tta = cs.create_model(args.model), cs.create_model(args.model, tta=True)
+        ungated = cs.create_model(args.model, gate=False)
         label = args.model
     res = {
         "command": f"python benchmarks/allinone.py --data {args.data} "
@@ -339,12 +350,18 @@ def main() -> None:
         "no_reference": {},
         "nr_counts": {},
     }
-    both = {"udair": udair, "udair+tta": tta}
+    both = {"udair": udair, "udair, no gate": ungated, "udair+tta": tta}
     tasks = {
         "haze/sots_indoor": (_sots(data), {"classical": cs.create_model("dcp"),
                                            "single-task": cs.create_model("corun.haze")}),
+        "haze/ohaze": (_folder_pairs(data / "haze/ohaze/hazy", data / "haze/ohaze/clean"),
+                       {"classical": cs.create_model("dcp"), "single-task": cs.create_model("corun.haze")}),
         "noise/polyu": (_folder_pairs(data / "noise/polyu/noisy", data / "noise/polyu/clean"),
                         {"classical": _Fn("nlm", _nlm(10))}),
+        "noise/cc15": (_folder_pairs(data / "noise/cc15/noisy", data / "noise/cc15/clean"),
+                       {"classical": _Fn("nlm", _nlm(10))}),
+        "lowlight/lol": (_folder_pairs(data / "lowlight/lol/low", data / "lowlight/lol/high"),
+                         {"classical": cs.create_model("dcp-night"), "single-task": cs.create_model("lowlight.lol")}),
         **{f"CBSD68 sigma {s}": (_cbsd(data, s), {"classical": _Fn("nlm", _nlm(s))}) for s in (15, 25, 50)},
         "rain/synthetic_pairs": (_folder_pairs(data / "rain/synthetic_pairs/rainy",
                                                data / "rain/synthetic_pairs/clean"),
@@ -372,7 +389,7 @@ def main() -> None:
     res["identification"] = identification(udair.net, data, args.id_per_task, 128)
     res["identification_real"] = identification_real(udair.net, data, args.nr_limit)
     print("identification", {m: v["accuracy"] for m, v in res["identification"].items() if "accuracy" in v})
-    res["speed"] = {"udair": speed(udair), "udair+tta": speed(tta)}
+    res["speed"] = {"udair": speed(udair), "udair, no gate": speed(ungated), "udair+tta": speed(tta)}
     _write(res, out)
 
 
