@@ -84,10 +84,13 @@ def main() -> None:
         net.config.identifier = donor.config.identifier
         net.identifier = donor.identifier
         model_args["identifier"] = list(donor.config.identifier)
+        extra = {k: v for k, v in meta_d.items() if k.startswith("identifier_")}  # how it was trained and scored
+    else:
+        extra = {}
     out = save_weights(
         net, WEIGHTS_DIR / f"{args.name}.safetensors", cfg["model"]["name"], model_args,
         description=args.description, iterations=str(reached), scheduled_iterations=str(cfg["optim"]["iterations"]),
-        recipe=args.recipe, config=yaml.safe_dump(cfg, sort_keys=False),
+        recipe=args.recipe, config=yaml.safe_dump(cfg, sort_keys=False), **extra,
     )  # fmt: skip
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), EMA weights at iteration {reached}")
 

@@ -314,3 +314,13 @@ def test_the_gate_is_on_for_shipped_udair_and_needs_an_identifying_network():
     assert not cs.create_model("corun.haze").gate
     with pytest.raises(ValueError, match="gate"):
         NetworkRestorer(torch.nn.Identity(), gate=True)
+
+
+def test_the_gate_does_not_hold_back_a_dark_photo():
+    dark = np.random.default_rng(1).uniform(0.0, 0.1, (64, 80, 3)).astype(np.float32)
+    for task in ("clean", "noise"):
+        r = _gated(task)
+        st = r.prepare(dark)
+        out = r.process(dark, st)
+        assert "task" not in st.params and "dark" in st.reason
+        assert float(out.mean() - dark.mean()) > 0.15  # brightened, as the network does

@@ -30,7 +30,7 @@ and restrains the network where the task cannot change the picture's tone: an im
 returned unchanged, and for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a
 Gaussian of :data:`GATE_SIGMA` pixels at the pass's resolution) and takes only the finer ones from the network,
 so a denoiser cannot brighten or tint a dim photo. Haze, dust, night, low light and rain (whose synthetic veil is
-low-frequency) keep the network's output.
+low-frequency) keep the network's output, and so does any photo darker than :data:`GATE_DARK_LUMA`.
 """
 
 from __future__ import annotations
@@ -103,6 +103,10 @@ def shared_gain_upsample(
 #: tone from detail: chosen on Kodak24 validation (``docs/allinone.md``).
 GATE_TONE_TASKS = ("noise", "blur")
 GATE_SIGMA = 4.0
+#: A photo darker than this mean luma is never held back by the gate: what the identifier calls noise or clean there
+#: is most often an underexposed photo that needs brightening (``Auto.dark_luma``'s threshold, set on the
+#: ``lowlight/lol_train`` pairs: 23 of their 24 dark inputs are under it).
+GATE_DARK_LUMA = 0.15
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -235,11 +239,15 @@ class NetworkRestorer(Restorer):
             x = torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None]
             with torch.no_grad():
                 probs = self.net.identify(identify_view(x))[0]
-            params["task"] = self.net.config.tasks[int(probs.argmax())]
-            what = {"clean": "left unchanged", "noise": "input's tone kept", "blur": "input's tone kept"}
-            reason = f"identified {params['task']} ({float(probs.max()):.2f})" + (
-                f": {what[params['task']]}" if params["task"] in what else ""
-            )
+            task = self.net.config.tasks[int(probs.argmax())]
+            reason = f"identified {task} ({float(probs.max()):.2f})"
+            luma = float((preview @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+            if task in ("clean", *GATE_TONE_TASKS) and luma < GATE_DARK_LUMA:
+                reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
+            else:
+                params["task"] = task
+                what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
+                reason += f": {what[task]}" if task in what else ""
         return RestorerState(self.name, reason, params)
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
