@@ -205,17 +205,18 @@ def _clear_score():
     return clear_probability, "dark-channel proxy"
 
 
-def _project(real: torch.Tensor, label: torch.Tensor, fraction: float) -> torch.Tensor:
+def _project(real: torch.Tensor, label: torch.Tensor, fraction: float, mode: str = "channel") -> torch.Tensor:
     """Each pseudo-label replaced by its best locally affine function of its real input (the projection that the
-    restorer applies at inference, :mod:`clearsight.models.learned`), so the student never learns the blotches
-    and invented texture of the teacher's raw output."""
-    from ..models.learned import _AFFINE_EPS, guided_upsample
+    restorer applies at inference, :mod:`clearsight.models.learned`, in its ``mode``), so the student never learns
+    the blotches and invented texture of the teacher's raw output."""
+    from ..models.learned import _AFFINE_EPS, guided_upsample, shared_gain_upsample
 
+    fit = shared_gain_upsample if mode == "shared" else guided_upsample
     out = []
     for x, y in zip(real.float(), label):
         xi, yi = x.permute(1, 2, 0).numpy(), y.permute(1, 2, 0).numpy()
         r = max(1, round(fraction * min(xi.shape[:2])))
-        out.append(torch.from_numpy(guided_upsample(xi, yi, xi, radius=r, eps=_AFFINE_EPS)).permute(2, 0, 1))
+        out.append(torch.from_numpy(fit(xi, yi, xi, radius=r, eps=_AFFINE_EPS)).permute(2, 0, 1))
     return torch.stack(out).clamp(0, 1)
 
 
@@ -270,11 +271,14 @@ def _selection_score(net, arch: str, views: list[np.ndarray], amp: bool) -> floa
     """Mean ``NIQE + BRISQUE / 10`` (lower is better) of ``views`` restored by ``net`` as ``restore`` runs it."""
     from ..infer import restore_array
     from ..io import to_tensor
-    from ..models import AFFINE_DEFAULTS
+    from ..models import AFFINE_DEFAULTS, AFFINE_MODE_DEFAULTS
     from ..models.learned import NetworkRestorer
 
     precision = "bf16" if amp else "fp32"
-    restorer = NetworkRestorer(copy.deepcopy(net), precision=precision, affine=AFFINE_DEFAULTS.get(arch))
+    restorer = NetworkRestorer(
+        copy.deepcopy(net), precision=precision, affine=AFFINE_DEFAULTS.get(arch),
+        affine_mode=AFFINE_MODE_DEFAULTS.get(arch, "channel"),
+    )  # fmt: skip
     scores = []
     for v in views:
         try:
@@ -366,9 +370,10 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
     names, train_imgs, held_names, held = _read_target(cfg.target, cfg.size, cfg.views)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
     project = cfg.project_labels
-    if project == -1:
-        from ..models import AFFINE_DEFAULTS
+    from ..models import AFFINE_DEFAULTS, AFFINE_MODE_DEFAULTS
 
+    project_mode = AFFINE_MODE_DEFAULTS.get(meta["arch"], "channel")  # as the restorer projects at inference
+    if project == -1:
         project = AFFINE_DEFAULTS.get(meta["arch"])
     student.train()
     cp = ContrastPerceptualLoss("random")
@@ -485,12 +490,12 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
                         if initial is None:  # with initial-anchored strengths the labels come from below
                             label = [teacher(x[None], **_air(a)).float().clamp(0, 1) for x, a in zip(whole, airs)]
                             if project:
-                                label = [_project(x[None], y, project) for x, y in zip(whole, label)]
+                                label = [_project(x[None], y, project, project_mode) for x, y in zip(whole, label)]
                         air = torch.cat(airs) if airs[0] is not None else None
                     elif initial is None:
                         label = teacher(real).float().clamp(0, 1)
                         if project:
-                            label = _project(real, label, project)
+                            label = _project(real, label, project, project_mode)
                         label = list(label[:, None])
                     if initial is not None:
                         for b, i in enumerate(idx):
