@@ -145,7 +145,7 @@ def load_restorer(weights, name: str | None = None, pretrained: bool = True, **o
     if "affine_mode" not in overrides and arch in AFFINE_MODE_DEFAULTS:
         overrides["affine_mode"] = AFFINE_MODE_DEFAULTS[arch]
     if "gate" not in overrides and arch == "udair" and _identifies(net):
-        overrides["gate"] = True  # chosen on Kodak24 validation: 22.58 -> 24.71 dB over the eight tasks
+        overrides["gate"] = True  # chosen on Kodak24 validation (benchmarks/udair_gate.py, docs/allinone.md)
     if "max_pixels" not in overrides and arch in MAX_PIXELS_DEFAULTS:
         overrides["max_pixels"] = MAX_PIXELS_DEFAULTS[arch]
     if "halo" not in overrides and arch in HALO_DEFAULTS:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..priors.base import Restorer, RestorerState, make_preview
+from ..priors.base import DARK_LUMA, Restorer, RestorerState, make_preview, mean_luma
 from ..recognition import LABELS, Recogniser, Recognition, image_array
 
 __all__ = ["Auto", "Chain", "recognise", "load_recogniser", "recognition_nets", "RECOGNISER"]
@@ -197,15 +197,14 @@ class Auto(Restorer):
     def prepare(self, preview: np.ndarray) -> RestorerState:
         return self._prepare(preview, self._recognise(preview))
 
-    #: ``lowlight.lol`` brightens only photos darker than this mean luma (23 of the 24 ``lowlight/lol_train``
-    #: inputs are; a dim but exposed photo brightened loses fidelity: PolyU's dim crops lost 5-9 dB).
-    dark_luma = 0.15
+    #: ``lowlight.lol`` brightens only photos darker than this mean luma (:data:`~clearsight.priors.base.DARK_LUMA`).
+    dark_luma = DARK_LUMA
 
     def _prepare(self, preview: np.ndarray, rec: Recognition) -> RestorerState:
         from ..judging import judge_np
 
         found, notes = list(rec.found), []
-        luma = float((preview @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+        luma = mean_luma(preview)
         if "low_light" in found and luma >= self.dark_luma:
             found.remove("low_light")
             notes.append(f"low_light found, left alone (mean luma {luma:.2f} >= {self.dark_luma}: not dark)")

@@ -30,7 +30,9 @@ and restrains the network where the task cannot change the picture's tone: an im
 returned unchanged, and for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a
 Gaussian of :data:`GATE_SIGMA` pixels at the pass's resolution) and takes only the finer ones from the network,
 so a denoiser cannot brighten or tint a dim photo. Haze, dust, night, low light and rain (whose synthetic veil is
-low-frequency) keep the network's output, and so does any photo darker than :data:`GATE_DARK_LUMA`.
+low-frequency) keep the network's output, and so does any photo darker than
+:data:`~clearsight.priors.base.DARK_LUMA` (what the identifier calls noise or clean there is most often an
+underexposed photo that needs brightening).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import torch
 from torch import nn
 
 from .._errors import ClearsightError
-from ..priors.base import Restorer, RestorerState
+from ..priors.base import DARK_LUMA, Restorer, RestorerState, mean_luma
 
 __all__ = ["NetworkRestorer", "guided_upsample", "shared_gain_upsample", "WEIGHTS_DIR"]
 
@@ -103,10 +105,6 @@ def shared_gain_upsample(
 #: tone from detail: chosen on Kodak24 validation (``docs/allinone.md``).
 GATE_TONE_TASKS = ("noise", "blur")
 GATE_SIGMA = 4.0
-#: A photo darker than this mean luma is never held back by the gate: what the identifier calls noise or clean there
-#: is most often an underexposed photo that needs brightening (``Auto.dark_luma``'s threshold, set on the
-#: ``lowlight/lol_train`` pairs: 23 of their 24 dark inputs are under it).
-GATE_DARK_LUMA = 0.15
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -241,8 +239,8 @@ class NetworkRestorer(Restorer):
                 probs = self.net.identify(identify_view(x))[0]
             task = self.net.config.tasks[int(probs.argmax())]
             reason = f"identified {task} ({float(probs.max()):.2f})"
-            luma = float((preview @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
-            if task in ("clean", *GATE_TONE_TASKS) and luma < GATE_DARK_LUMA:
+            luma = mean_luma(preview)
+            if task in ("clean", *GATE_TONE_TASKS) and luma < DARK_LUMA:
                 reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
             else:
                 params["task"] = task
