@@ -39,7 +39,7 @@ from clearsight.bench import cpu_name
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
 from clearsight.metrics import psnr, ssim
-from clearsight.models import AFFINE_DEFAULTS
+from clearsight.models import AFFINE_DEFAULTS, AFFINE_MODE_DEFAULTS
 from clearsight.models.learned import _bf16_ok
 
 VARIANTS = {
@@ -80,12 +80,15 @@ VARIANTS = {
 
 def score(restorer, held: list[Path], data: Path) -> dict:
     niqe, brisque, haze = cs.create_metric("niqe"), cs.create_metric("brisque"), cs.create_metric("haze_score")
-    n, b, h = [], [], []
+    n, b, h, harmed = [], [], [], []
     for f in held:
-        y = to_tensor(restore_array(load_image(f).rgb, restorer)[0]) if restorer else to_tensor(load_image(f).rgb)
+        x = load_image(f).rgb
+        out = restore_array(x, restorer)[0] if restorer else None
+        y = to_tensor(out if restorer else x)
         n.append(niqe(y).item())
         b.append(brisque(y).item())
         h.append(haze(y).item())
+        harmed.append(restorer is not None and not cs.judge(x, out).ok)
     ps, ss = [], []
     if restorer is not None:
         for hz in sorted((data / "haze/sots_indoor/hazy").iterdir()):
@@ -93,7 +96,8 @@ def score(restorer, held: list[Path], data: Path) -> dict:
             ref = to_tensor(load_image(data / "haze/sots_indoor/clean" / hz.name).rgb)
             ps.append(psnr(out, ref).item())
             ss.append(ssim(out, ref).item())
-    res = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b)), "haze_score": float(np.mean(h))}
+    res = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b)), "haze_score": float(np.mean(h)),
+           "harm_rate": float(np.mean(harmed))}  # fmt: skip
     if ps:
         res.update({"sots_psnr": float(np.mean(ps)), "sots_ssim": float(np.mean(ss))})
     return res
@@ -112,21 +116,27 @@ def to_markdown(res: dict) -> str:
     ]
 
     def table(rows: dict) -> None:
-        head = "| model | held-out NIQE ↓ | BRISQUE ↓ | haze score | SOTS PSNR | SOTS SSIM | adapt s | iterations |"
-        lines.extend(["", head, "|---|---|---|---|---|---|---|---|"])
+        head = (
+            "| model | held-out NIQE ↓ | BRISQUE ↓ | judge harm rate ↓ | haze score | SOTS PSNR | SOTS SSIM | "
+            "adapt s | iterations |"
+        )
+        lines.extend(["", head, "|---|---|---|---|---|---|---|---|---|"])
         for k, v in rows.items():
             sp = f"{v['sots_psnr']:.2f}" if "sots_psnr" in v else "–"
             sss = f"{v['sots_ssim']:.4f}" if "sots_ssim" in v else "–"
             sec = f"{v['seconds']:.0f}" if "seconds" in v else "–"
             its = v["held_out_trend"][-1]["iteration"] if v.get("held_out_trend") else "–"
+            hr = f"{v['harm_rate']:.0%}" if "harm_rate" in v else "–"
             lines.append(
-                f"| {k} | {v['niqe']:.3f} | {v['brisque']:.2f} | {v['haze_score']:.3f} | {sp} | {sss} | {sec} | {its} |"
+                f"| {k} | {v['niqe']:.3f} | {v['brisque']:.2f} | {hr} | {v['haze_score']:.3f} | {sp} | {sss} | {sec} "
+                f"| {its} |"
             )
 
     table(res["rows"])
     if res.get("earlier"):
-        lines += ["", "### Earlier rows, scored without the locally affine projection", "",
-                  "Measured before `corun` and `rsr` restorers projected their output (`docs/learned.md`); rerun "
+        lines += ["", "### Earlier rows, scored under another output projection", "",
+                  "Measured before `corun` and `rsr` restorers projected their output as they do now (no projection "
+                  "before session 7; `corun` with a gain per channel before session 26, `docs/learned.md`); rerun "
                   "a variant to score it as shipped now."]  # fmt: skip
         table(res["earlier"])
     lines += ["", f"Clean photos' haze score (p10–p90): {res['clean_haze'][0]:.3f}–{res['clean_haze'][1]:.3f}."]
@@ -168,6 +178,7 @@ def main() -> None:
         "clean_haze": (0.055, 0.330),  # p10-p90 over clean/ (benchmarks/results/learned.json)
     }
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     command = f"python benchmarks/adaptation.py --data {args.data} --iters {args.iters} --variants {args.variants}"
     old = out / "adaptation.json"
     if old.is_file():  # keep the rows of earlier runs (they carry their own command)
@@ -177,8 +188,9 @@ def main() -> None:
             v.setdefault("command", prev.get("command", ""))
             k = {"unadapted": "corun.haze (unadapted)"}.get(k, k)
             # rows scored under another output projection than the models' current default are set aside
-            current = AFFINE_DEFAULTS.get(k.split(".")[0]) if k != "input" else None
-            if v.get("affine") == current:
+            family = k.split(".")[0]
+            current = (AFFINE_DEFAULTS.get(family), AFFINE_MODE_DEFAULTS.get(family, "channel"))
+            if k == "input" or (v.get("affine"), v.get("affine_mode", "channel")) == current:
                 res["rows"][k] = v
             else:
                 res["earlier"][k] = v
@@ -198,12 +210,14 @@ def main() -> None:
             res["rows"]["input"] = score(None, held, data) | {"command": command}
         base = f"{model} (unadapted)"
         affine = AFFINE_DEFAULTS.get(model.split(".")[0])
+        mode = AFFINE_MODE_DEFAULTS.get(model.split(".")[0], "channel")
         if base not in res["rows"]:
-            res["rows"][base] = score(cs.create_model(model), held, data) | {"command": command, "affine": affine}
+            res["rows"][base] = score(cs.create_model(model), held, data) | {
+                "command": command, "affine": affine, "affine_mode": mode}  # fmt: skip
             print(base, res["rows"][base], flush=True)
         row = score(cs.load_restorer(summary["weights"]), held, data)
         row.update(seconds=time.time() - t0, held_out_trend=summary["history"], command=command, model=model)
-        row["affine"] = affine
+        row["affine"], row["affine_mode"] = affine, mode
         res["rows"][f"{model} + {name}"] = row
         print(name, row, flush=True)
         res["command"] = command
