@@ -273,15 +273,17 @@ def test_training_fills_the_prototype_bank(tmp_path):
         load_config(None, over + ["data.balanced=false"])
 
 
-def _gated(task: str):
-    """A tiny UDAIR restorer whose identifier always says ``task`` and whose network brightens and adds grain."""
+def _gated(task: str | None):
+    """A tiny UDAIR restorer whose identifier always says ``task`` (``None``: unsure, noise by a little) and whose
+    network brightens and adds grain."""
     from clearsight.models.learned import NetworkRestorer
 
-    tasks = ("clean", "noise", "low_light")
+    tasks = ("clean", "noise", "low_light", "night_haze")
     net = UDAIR(UDAIRConfig.tiny(), tasks=tasks, proto_size=32, identifier=(4, 8)).eval()
     with torch.no_grad():
         net.identifier.head.weight.zero_()
-        net.identifier.head.bias.copy_(torch.tensor([5.0 if t == task else -5.0 for t in tasks]))
+        logits = [(0.5 if t == "noise" else 0.0) if task is None else 5.0 if t == task else -5.0 for t in tasks]
+        net.identifier.head.bias.copy_(torch.tensor(logits))
 
     def forward(x):  # brighter by 0.2 everywhere, plus fine detail of its own
         grain = torch.Generator().manual_seed(0)
@@ -293,7 +295,7 @@ def _gated(task: str):
 
 @pytest.mark.parametrize("task", ["clean", "noise", "low_light"])
 def test_the_gate_leaves_clean_images_alone_and_keeps_the_tone_of_denoising(task):
-    x = np.random.default_rng(0).uniform(0.2, 0.5, (64, 80, 3)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(0.15, 0.4, (64, 80, 3)).astype(np.float32)  # dim, not dark
     r = _gated(task)
     st = r.prepare(x)
     out = r.process(x, st)
@@ -314,6 +316,28 @@ def test_the_gate_is_on_for_shipped_udair_and_needs_an_identifying_network():
     assert not cs.create_model("corun.haze").gate
     with pytest.raises(ValueError, match="gate"):
         NetworkRestorer(torch.nn.Identity(), gate=True)
+
+
+@pytest.mark.parametrize("task", ["low_light", "night_haze"])
+def test_the_gate_leaves_alone_a_photo_too_bright_for_what_it_was_called(task):
+    from clearsight.models.learned import GATE_MAX_LUMA
+
+    x = np.random.default_rng(2).uniform(0.4, 0.8, (64, 80, 3)).astype(np.float32)
+    r = _gated(task)
+    st = r.prepare(x)
+    assert float(x.mean()) > GATE_MAX_LUMA[task] and st.params["task"] == "clean" and "too bright" in st.reason
+    assert np.array_equal(r.process(x, st), x)
+
+
+def test_the_gate_leaves_alone_a_photo_it_is_unsure_about():
+    x = np.random.default_rng(4).uniform(0.2, 0.5, (64, 80, 3)).astype(np.float32)
+    r = _gated(None)
+    st = r.prepare(x)
+    assert st.params["task"] == "clean" and "unsure" in st.reason
+    assert np.array_equal(r.process(x, st), x)
+    dark = x * 0.2  # but a dark photo is never held back
+    st = r.prepare(dark)
+    assert st.params.get("task") != "clean" and float(r.process(dark, st).mean() - dark.mean()) > 0.15
 
 
 def test_the_gate_does_not_hold_back_a_dark_photo():

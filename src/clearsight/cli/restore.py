@@ -97,7 +97,8 @@ def add_restore(sub) -> None:
         "--no-gate",
         action="store_true",
         help="learned udair models: run the network on every image as it is (by default an image it identifies as "
-        "clean is left unchanged, and for noise and blur the input's tone is kept: only finer detail changes)",
+        "clean, identifies unsurely, or calls low light or night haze while it is bright, is left unchanged, and "
+        "for noise and blur the input's tone is kept: only finer detail changes)",
     )
     r.add_argument(
         "--affine-mode",

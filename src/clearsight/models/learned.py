@@ -27,12 +27,13 @@ networks are trained to remove.
 
 ``gate`` (all-in-one networks with an ``identify`` method: UDAIR) identifies the degradation once, on the preview,
 and restrains the network where the task cannot change the picture's tone: an image identified as ``clean`` is
-returned unchanged, and for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a
-Gaussian of :data:`GATE_SIGMA` pixels at the pass's resolution) and takes only the finer ones from the network,
-so a denoiser cannot brighten or tint a dim photo. Haze, dust, night, low light and rain (whose synthetic veil is
-low-frequency) keep the network's output, and so does any photo darker than
-:data:`~clearsight.priors.base.DARK_LUMA` (what the identifier calls noise or clean there is most often an
-underexposed photo that needs brightening).
+returned unchanged, and so is one identified with a probability under :data:`GATE_MIN_PROB` (unsure), or as
+``low_light`` or ``night_haze`` while brighter than :data:`GATE_MAX_LUMA` allows; for ``noise`` and ``blur`` the
+result keeps the input's low frequencies (below a Gaussian of :data:`GATE_SIGMA` pixels at the pass's resolution)
+and takes only the finer ones from the network, so a denoiser cannot brighten or tint a dim photo. Haze, dust,
+night, low light and rain (whose synthetic veil is low-frequency) keep the network's output, and so does any photo
+darker than :data:`~clearsight.priors.base.DARK_LUMA`, whatever it is identified as (what the identifier calls
+noise or clean there is most often an underexposed photo that needs brightening).
 """
 
 from __future__ import annotations
@@ -105,6 +106,14 @@ def shared_gain_upsample(
 #: tone from detail: chosen on Kodak24 validation (``docs/allinone.md``).
 GATE_TONE_TASKS = ("noise", "blur")
 GATE_SIGMA = 4.0
+#: A photo identified as one of these tasks whose mean luma is above the value is returned unchanged: it is too bright
+#: to be what the identifier says, and the network would brighten or re-light it. Low light: above every real
+#: low-light training photo (``lowlight/lol_train``, ``lowlight/sci``: at most 0.27). Night haze: about the 95th
+#: percentile of the ``night_haze`` synthesis the network was trained on (0.465 over 192 BSDS500 photos).
+GATE_MAX_LUMA = {"low_light": 0.3, "night_haze": 0.47}
+#: Below this identification probability the gate returns the photo unchanged (unsure: do nothing); chosen on
+#: Kodak24 validation (``benchmarks/udair_gate.py``; 0.6 and 0.8 were also tried, ``docs/allinone.md``).
+GATE_MIN_PROB = 0.7
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -143,8 +152,9 @@ class NetworkRestorer(Restorer):
             side of the pass, e.g. ``0.06``; ``None``: off.
         affine_mode: ``"channel"`` (a gain and an offset per colour channel) or ``"shared"`` (one for all three:
             keeps the input's hues), see the module notes.
-        gate: identify the degradation on the preview; leave a clean image alone and keep the input's tone for
-            noise and blur (see the module notes).
+        gate: identify the degradation on the preview; leave an image alone when it is identified as clean, when the
+            identification is unsure, or when it is too bright for low light or night haze; keep the input's tone
+            for noise and blur (see the module notes).
         onnx: a :class:`~clearsight.models.onnx.OnnxNetwork` exported from ``net``: the network's pass runs in
             onnxruntime (float32); the whole-image estimates on the preview and everything around the pass stay
             as they are.
@@ -237,11 +247,20 @@ class NetworkRestorer(Restorer):
             x = torch.from_numpy(np.ascontiguousarray(preview)).permute(2, 0, 1)[None]
             with torch.no_grad():
                 probs = self.net.identify(identify_view(x))[0]
-            task = self.net.config.tasks[int(probs.argmax())]
-            reason = f"identified {task} ({float(probs.max()):.2f})"
+            task, prob = self.net.config.tasks[int(probs.argmax())], float(probs.max())
+            reason = f"identified {task} ({prob:.2f})"
             luma = mean_luma(preview)
-            if task in ("clean", *GATE_TONE_TASKS) and luma < DARK_LUMA:
-                reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
+            if luma < DARK_LUMA:  # never held back: an underexposed photo needs brightening, whatever it looks like
+                if task in ("clean", *GATE_TONE_TASKS):
+                    reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
+                else:
+                    params["task"] = task
+            elif task != "clean" and prob < GATE_MIN_PROB:
+                params["task"] = "clean"
+                reason += f", unsure (below {GATE_MIN_PROB:g}): left unchanged"
+            elif luma > GATE_MAX_LUMA.get(task, 1.0):
+                params["task"] = "clean"
+                reason += f", but too bright for it (mean luma {luma:.2f}): left unchanged"
             else:
                 params["task"] = task
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
