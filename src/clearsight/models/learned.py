@@ -108,8 +108,9 @@ GATE_TONE_TASKS = ("noise", "blur")
 GATE_SIGMA = 4.0
 #: A photo identified as one of these tasks whose mean luma is above the value is returned unchanged: it is too bright
 #: to be what the identifier says, and the network would brighten or re-light it. Low light: above every real
-#: low-light training photo (``lowlight/lol_train``, ``lowlight/sci``: at most 0.27). Night haze: about the 95th
-#: percentile of the ``night_haze`` synthesis the network was trained on (0.465 over 192 BSDS500 photos).
+#: low-light training photo (``lowlight/lol_train``: at most 0.19), near the 95th percentile of the ``low_light``
+#: synthesis (0.32 over 192 BSDS500 photos). Night haze: about the 95th percentile of the ``night_haze`` synthesis
+#: (0.465 over the same photos).
 GATE_MAX_LUMA = {"low_light": 0.3, "night_haze": 0.47}
 #: Below this identification probability the gate returns the photo unchanged (unsure: do nothing); chosen on
 #: Kodak24 validation (``benchmarks/udair_gate.py``; 0.6 and 0.8 were also tried, ``docs/allinone.md``).
