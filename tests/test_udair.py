@@ -278,7 +278,7 @@ def _gated(task: str | None):
     network brightens and adds grain."""
     from clearsight.models.learned import NetworkRestorer
 
-    tasks = ("clean", "noise", "low_light", "night_haze")
+    tasks = ("clean", "noise", "low_light", "night_haze", "day_haze")
     net = UDAIR(UDAIRConfig.tiny(), tasks=tasks, proto_size=32, identifier=(4, 8)).eval()
     with torch.no_grad():
         net.identifier.head.weight.zero_()
@@ -327,6 +327,18 @@ def test_the_gate_leaves_alone_a_photo_too_bright_for_what_it_was_called(task):
     st = r.prepare(x)
     assert float(x.mean()) > GATE_MAX_LUMA[task] and st.params["task"] == "clean" and "too bright" in st.reason
     assert np.array_equal(r.process(x, st), x)
+
+
+def test_the_gate_projects_dehazing_so_that_a_grey_photo_stays_grey():
+    rng = np.random.default_rng(5)
+    x = np.repeat(rng.uniform(0.3, 0.6, (64, 80, 1)), 3, axis=2).astype(np.float32)  # neutral: R = G = B
+    r = _gated("day_haze")
+    st = r.prepare(x)
+    out = r.process(x, st)
+    assert st.params["task"] == "day_haze"
+    assert float(out.mean() - x.mean()) > 0.1  # the network's brightening is kept
+    assert float(np.abs(out[..., 0] - out[..., 1]).max()) < 1e-4  # its colour grain is not
+    assert float(np.abs(out[..., 1] - out[..., 2]).max()) < 1e-4
 
 
 def test_the_gate_leaves_alone_a_photo_it_is_unsure_about():
