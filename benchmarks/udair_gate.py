@@ -97,6 +97,7 @@ def main() -> None:
         "tone": list(learned.GATE_TONE_TASKS),
         "min_prob": learned.GATE_MIN_PROB,
         "max_luma": learned.GATE_MAX_LUMA,
+        "projection": learned.GATE_PROJECTION,
         "images_per_task": len(files),
         "rows": rows,
     }
@@ -106,7 +107,8 @@ def main() -> None:
     lines = [f"# UDAIR's gate on validation ({res['weights']}, Gaussian {res['sigma']:g} px)", "",
              f"Gate: clean unchanged; tone kept {', '.join(res['tone'])}; unchanged when identified with a "
              f"probability under {res['min_prob']:g} or brighter than mean luma "
-             f"{', '.join(f'{v:g} ({k})' for k, v in res['max_luma'].items())}.", "",
+             f"{', '.join(f'{v:g} ({k})' for k, v in res['max_luma'].items())}; projected: "
+             f"{', '.join(f'{k} ({v})' for k, v in res['projection'].items())}.", "",
              f"`python benchmarks/udair_gate.py --data {args.data}`: {len(files)} Kodak24 crops (256x384) per preset; "
              f"PSNR / SSIM against the clean photo (capped at {CAP:g} dB).", "",
              "| preset | input | no gate | gate | treated as (clean: returned unchanged) |",
