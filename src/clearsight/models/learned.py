@@ -275,6 +275,7 @@ class NetworkRestorer(Restorer):
             else:
                 params["task"] = task
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
+                what |= {t: f"projected onto the input ({m} gain)" for t, m in GATE_PROJECTION.items()}
                 reason += f": {what[task]}" if task in what else ""
         return RestorerState(self.name, reason, params)
 
