@@ -340,11 +340,7 @@ def main() -> None:
         return
     if args.only_speed:
         res = json.loads((out / "allinone.json").read_text())
-        load = (
-            (lambda **kw: cs.load_restorer(args.weights, **kw))
-            if args.weights
-            else partial(cs.create_model, args.model)
-        )
+        load = partial(cs.load_restorer, args.weights) if args.weights else partial(cs.create_model, args.model)
         res["speed"] = {
             "udair": speed(load()),
             "udair, no gate": speed(load(gate=False)),

@@ -43,7 +43,7 @@ from clearsight.metrics.brisque import brisque_np
 from clearsight.metrics.niqe import niqe_np
 from clearsight.metrics.no_reference import haze_score, rms_contrast
 from clearsight.models import AFFINE_DEFAULTS, create_model
-from clearsight.models.learned import _AFFINE_EPS, guided_upsample
+from clearsight.models.learned import affine_project
 
 # day_haze's ranges with hazier near points (its calibrated near is 0.0-0.1)
 _HAZY_NEAR = load_pipeline_config(Path(__file__).resolve().parents[1] / "recipes" / "day_haze_near.yaml")
@@ -178,8 +178,7 @@ def run_net(net, x, device):
 def project(x: torch.Tensor, out: torch.Tensor, fraction: float = AFFINE_DEFAULTS["corun"]) -> torch.Tensor:
     """The locally affine projection that clearsight applies to its dehazing networks (``docs/learned.md``)."""
     xi, oi = (np.ascontiguousarray(t[0].permute(1, 2, 0).numpy()) for t in (x, out))
-    r = max(1, round(fraction * min(xi.shape[:2])))
-    res = guided_upsample(xi, oi, xi, radius=r, eps=_AFFINE_EPS)
+    res = affine_project(xi, oi, xi, fraction)
     return torch.from_numpy(np.clip(res, 0, 1)).permute(2, 0, 1)[None]
 
 

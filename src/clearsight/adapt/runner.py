@@ -209,14 +209,12 @@ def _project(real: torch.Tensor, label: torch.Tensor, fraction: float, mode: str
     """Each pseudo-label replaced by its best locally affine function of its real input (the projection that the
     restorer applies at inference, :mod:`clearsight.models.learned`, in its ``mode``), so the student never learns
     the blotches and invented texture of the teacher's raw output."""
-    from ..models.learned import _AFFINE_EPS, guided_upsample, shared_gain_upsample
+    from ..models.learned import affine_project
 
-    fit = shared_gain_upsample if mode == "shared" else guided_upsample
     out = []
     for x, y in zip(real.float(), label):
         xi, yi = x.permute(1, 2, 0).numpy(), y.permute(1, 2, 0).numpy()
-        r = max(1, round(fraction * min(xi.shape[:2])))
-        out.append(torch.from_numpy(fit(xi, yi, xi, radius=r, eps=_AFFINE_EPS)).permute(2, 0, 1))
+        out.append(torch.from_numpy(affine_project(xi, yi, xi, fraction, mode)).permute(2, 0, 1))
     return torch.stack(out).clamp(0, 1)
 
 

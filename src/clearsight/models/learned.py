@@ -50,7 +50,7 @@ from torch import nn
 from .._errors import ClearsightError
 from ..priors.base import DARK_LUMA, Restorer, RestorerState, mean_luma
 
-__all__ = ["NetworkRestorer", "guided_upsample", "shared_gain_upsample", "WEIGHTS_DIR"]
+__all__ = ["NetworkRestorer", "affine_project", "guided_upsample", "shared_gain_upsample", "WEIGHTS_DIR"]
 
 #: Folder of the weights shipped inside the package.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -136,6 +136,17 @@ def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
 #: Regularisation of the locally affine projection: small, so the fit follows the network wherever the input
 #: has any contrast (1e-4 and more visibly flatten the result on the haze benchmarks).
 _AFFINE_EPS = 1e-5
+
+
+def affine_project(
+    low: np.ndarray, out: np.ndarray, full: np.ndarray, fraction: float, mode: str = "channel"
+) -> np.ndarray:
+    """``out`` (the network's result on ``low``) replaced by its best locally affine function of ``low``, fitted in
+    windows of radius ``fraction`` of ``low``'s shorter side and applied to ``full`` (see the module notes); ``mode``
+    ``"channel"`` (:func:`guided_upsample`) or ``"shared"`` (:func:`shared_gain_upsample`)."""
+    radius = max(1, round(fraction * min(low.shape[:2])))
+    fit = shared_gain_upsample if mode == "shared" else guided_upsample
+    return fit(low, np.ascontiguousarray(out), full, radius=radius, eps=_AFFINE_EPS)
 
 
 def _bf16_ok() -> bool:
@@ -306,9 +317,7 @@ class NetworkRestorer(Restorer):
         if not affine and task in GATE_PROJECTION:
             affine, mode = GATE_PROJECTION_RADIUS, GATE_PROJECTION[task]
         if affine:
-            radius = max(1, round(affine * min(low.shape[:2])))
-            fit = shared_gain_upsample if mode == "shared" else guided_upsample
-            res = fit(low, np.ascontiguousarray(out), x, radius=radius, eps=_AFFINE_EPS)
+            res = affine_project(low, out, x, affine, mode)
         elif scale < 1.0:
             res = guided_upsample(low, np.ascontiguousarray(out), x)
         else:
