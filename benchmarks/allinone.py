@@ -28,6 +28,7 @@ haze only); they are what a user without a learned model would reach for.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -122,14 +123,17 @@ def no_reference(images: list[np.ndarray], methods: dict) -> dict:
     niqe, brisque = cs.create_metric("niqe"), cs.create_metric("brisque")
     out = {}
     for name, m in methods.items():
-        n, b, h = [], [], []
+        n, b, h, named = [], [], [], collections.Counter()
         for x in images:
             y = _run(m, x)
             r = to_tensor(y)
             n.append(float(niqe(r)))
             b.append(float(brisque(r)))
-            h.append(m is not None and not judge_np(x, y).ok)
-        out[name] = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b)), "harm_rate": float(np.mean(h))}
+            verdict = judge_np(x, y) if m is not None else None
+            h.append(verdict is not None and not verdict.ok)
+            named.update(verdict.harms if verdict is not None else [])
+        out[name] = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b)), "harm_rate": float(np.mean(h)),
+                     "harms": dict(named)}  # fmt: skip
         print(f"  {name}: {out[name]}", flush=True)
     return out
 
@@ -234,6 +238,9 @@ def speed(method, repeats: int = 2) -> float:
 def to_markdown(res: dict) -> str:
     lines = [f"# All-in-one restoration ({res['model']})", "", f"Command: `{res['command']}`  ",
              f"Machine: {res['machine']}.", ""]  # fmt: skip
+    if res.get("gated_command"):
+        lines += [f"The gated rows (udair, udair+tta) and the single-task ones recomputed by `{res['gated_command']}`; "
+                  "the other rows, identification and speed are from the command above.", ""]  # fmt: skip
     lines += ["## Paired tasks (PSNR / SSIM)", ""]
     methods = sorted({m for t in res["paired"].values() for m in t}, key=lambda m: _ORDER.get(m, 9))
     lines += ["| task | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
@@ -258,6 +265,10 @@ def to_markdown(res: dict) -> str:
                  + (f" / {row[m]['harm_rate']:.0%}" if "harm_rate" in row[m] else "") if m in row else "–"
                  for m in methods]  # fmt: skip
         lines.append(f"| {task} ({res['nr_counts'][task]}) | " + " | ".join(cells) + " |")
+    named = [f"{task}, {m}: " + ", ".join(f"{h} {c}" for h, c in sorted(row[m]["harms"].items(), key=lambda kv: -kv[1]))
+             for task, row in res["no_reference"].items() for m in methods if row.get(m, {}).get("harms")]  # fmt: skip
+    if named:
+        lines += ["", "Harms the judge named: " + "; ".join(named) + "."]
     ident = res["identification"]
     names = {"classifier": "the identifier (a classifier trained on the presets, `recipes/udair_identifier.py`)",
              "prototype": "the nearest prototype of the codebook embedding (UDAIR's rule)"}  # fmt: skip
@@ -327,6 +338,10 @@ def main() -> None:
                     help="recompute only the identification sections of the existing results (same model)")  # fmt: skip
     ap.add_argument("--only-speed", action="store_true",
                     help="recompute only the speed section of the existing results (same model)")  # fmt: skip
+    ap.add_argument("--only-gated", action="store_true",
+                    help="after a change of the gate or of a single-task model (same UDAIR weights): recompute the "
+                         "gated rows (udair, udair+tta) and the single-task ones; keep input, classical, the "
+                         "ungated network, identification and speed from the existing results")  # fmt: skip
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
     torch.manual_seed(0)
@@ -357,7 +372,7 @@ def main() -> None:
         udair, tta = cs.create_model(args.model), cs.create_model(args.model, tta=True)
         ungated = cs.create_model(args.model, gate=False)
         label = args.model
-    res = {
+    fresh = {
         "command": f"python benchmarks/allinone.py --data {args.data} "
         + (f"--weights {args.weights}" if args.weights else f"--model {args.model}")
         + f" --nr-limit {args.nr_limit} --id-per-task {args.id_per_task}",
@@ -368,7 +383,9 @@ def main() -> None:
         "no_reference": {},
         "nr_counts": {},
     }
-    both = {"udair": udair, "udair, no gate": ungated, "udair+tta": tta}
+    res = json.loads((out / "allinone.json").read_text()) if args.only_gated else fresh
+    both = {"udair": udair, "udair+tta": tta} if args.only_gated else {"udair": udair, "udair, no gate": ungated,
+                                                                        "udair+tta": tta}  # fmt: skip
     tasks = {
         "haze/sots_indoor": (_sots(data), {"classical": cs.create_model("dcp"),
                                            "single-task": cs.create_model("corun.haze")}),
@@ -387,7 +404,11 @@ def main() -> None:
     }  # fmt: skip
     for name, (pairs, extra) in tasks.items():
         print(name, len(pairs), flush=True)
-        res["paired"][name] = paired(pairs, {"input": None, **extra, **both})
+        if args.only_gated:
+            extra = {k: v for k, v in extra.items() if k == "single-task"}
+            res["paired"][name].update(paired(pairs, {**extra, **both}))
+        else:
+            res["paired"][name] = paired(pairs, {"input": None, **extra, **both})
     nr_sets = {
         "lowlight": (sorted(image_files(data / "lowlight")), _Fn("gamma", _gamma)),
         "rain/real": (image_files(data / "rain/real"), _Fn("median", _median)),
@@ -403,7 +424,14 @@ def main() -> None:
             if x.ndim == 3:
                 imgs.append(x)
         res["nr_counts"][name] = len(imgs)
-        res["no_reference"][name] = no_reference(imgs, {"input": None, "classical": classical, **both})
+        if args.only_gated:
+            res["no_reference"][name].update(no_reference(imgs, both))
+        else:
+            res["no_reference"][name] = no_reference(imgs, {"input": None, "classical": classical, **both})
+    if args.only_gated:
+        res["gated_command"] = " ".join(["python benchmarks/allinone.py", *sys.argv[1:]])
+        _write(res, out)
+        return
     res["identification"] = identification(udair.net, data, args.id_per_task, 128)
     res["identification_real"] = identification_real(udair.net, data, args.nr_limit)
     print("identification", {m: v["accuracy"] for m, v in res["identification"].items() if "accuracy" in v})

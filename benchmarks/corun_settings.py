@@ -3,6 +3,10 @@
 a gain and offset per channel, or one shared by the three channels).
 
     python benchmarks/corun_settings.py --data ../shared/data [--threads 1] [--modes channel shared]
+    python benchmarks/corun_settings.py --data ../shared/data --weights runs/NAME/ema.safetensors --no-speed
+
+``--weights`` scores a candidate weights file (a fine-tune's EMA) with the shipped inference settings instead of
+the shipped ``corun.haze``: how a retrained model is chosen on validation before it ships.
 
 Validation: the 24 ``clean/Kodak24`` photos (held out of corun.haze's training: its card's validation set),
 each through the ``day_haze`` and ``dense_haze`` presets with estimated depth (fixed seed), 48 pairs at their full
@@ -15,6 +19,7 @@ it alone on the machine for the timings). No benchmark folder is read. Writes
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -57,6 +62,7 @@ def main() -> None:
     ap.add_argument("--pixels", type=int, nargs="+", default=list(PIXELS), help="max_pixels values to try")
     ap.add_argument("--affine", type=float, nargs="+", default=list(AFFINE), help="affine radii to try")
     ap.add_argument("--modes", nargs="+", default=["shared"], choices=["channel", "shared"], help="affine modes to try")
+    ap.add_argument("--weights", help="a corun weights file to score instead of the shipped corun.haze")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "corun_settings"))
     args = ap.parse_args()
     if args.threads:
@@ -65,7 +71,7 @@ def main() -> None:
     from clearsight.infer import restore_array
     from clearsight.judging import judge_np
     from clearsight.metrics import psnr, ssim
-    from clearsight.models import create_model
+    from clearsight.models import create_model, load_restorer
     from clearsight.runtime import tune_allocator
 
     tune_allocator()
@@ -75,15 +81,19 @@ def main() -> None:
     t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
     for mp in args.pixels:
         for af, mode in [(af, mode) for af in args.affine for mode in args.modes]:
-            r = create_model("corun.haze", max_pixels=mp, affine=af, affine_mode=mode)
-            ps, ss, harmed = [], [], 0
+            opts = {"max_pixels": mp, "affine": af, "affine_mode": mode}
+            r = load_restorer(args.weights, **opts) if args.weights else create_model("corun.haze", **opts)
+            ps, ss, harmed, named = [], [], 0, collections.Counter()
             for hazy, clean in pairs:
                 y, _ = restore_array(hazy, r)
                 ps.append(float(psnr(t(y), t(clean))))
                 ss.append(float(ssim(t(y), t(clean))))
-                harmed += not judge_np(hazy, y).ok
+                verdict = judge_np(hazy, y)
+                harmed += not verdict.ok
+                named.update(verdict.harms)
             row = {"max_pixels": mp, "affine": af, "affine_mode": mode, "psnr": round(float(np.mean(ps)), 3),
-                   "ssim": round(float(np.mean(ss)), 4), "harm_rate": round(harmed / len(pairs), 3)}  # fmt: skip
+                   "ssim": round(float(np.mean(ss)), 4), "harm_rate": round(harmed / len(pairs), 3),
+                   "harms": dict(named)}  # fmt: skip
             if not args.no_speed:
                 restore_array(hd, r)
                 times = []
@@ -95,25 +105,33 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
     inp = [float(psnr(t(h), t(c))) for h, c in pairs]
-    ref_harm = sum(not judge_np(h, c).ok for h, c in pairs) / len(pairs)  # the judge's rate on perfect outputs
-    meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": torch.get_num_threads(), "pairs": len(pairs),
-            "input_psnr": round(float(np.mean(inp)), 3), "clean_reference_harm_rate": round(ref_harm, 3)}  # fmt: skip
+    ref = [judge_np(h, c) for h, c in pairs]  # the judge on perfect outputs
+    ref_harm = sum(not v.ok for v in ref) / len(pairs)
+    ref_named = collections.Counter(h for v in ref for h in v.harms)
+    meta = {"weights": args.weights or "corun.haze (shipped)", "cpu": cpu_name(), "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "pairs": len(pairs),
+            "input_psnr": round(float(np.mean(inp)), 3), "clean_reference_harm_rate": round(ref_harm, 3),
+            "clean_reference_harms": dict(ref_named)}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     lines = ["# corun.haze inference settings on validation (Kodak24 through day and dense haze)", "",
-             f"`python benchmarks/corun_settings.py --data {args.data} --pixels {' '.join(map(str, args.pixels))} "
+             f"`python benchmarks/corun_settings.py --data {args.data}"
+             + (f" --weights {args.weights}" if args.weights else "")
+             + f" --pixels {' '.join(map(str, args.pixels))} "
              f"--affine {' '.join(map(str, args.affine))} --modes {' '.join(args.modes)}` on {meta['cpu']}; "
              f"{len(pairs)} pairs, input "
              f"PSNR {meta['input_psnr']:.2f} dB; harm: the judge's verdict of output against input (the clean photo "
              f"itself, judged against its hazy input, is called harmed in {ref_harm:.0%}: on synthetic haze with a "
              "tinted airlight the judge's rate does not separate settings).", "",
-             "| max_pixels | affine | mode | PSNR | SSIM | harm rate | s per 1080p |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| max_pixels | affine | mode | PSNR | SSIM | harm rate | harms named | s per 1080p |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    fmt = lambda c: ", ".join(f"{h} {n}" for h, n in sorted(c.items(), key=lambda kv: -kv[1])) or "-"  # noqa: E731
     for r in rows:
         lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['affine_mode']} "
-                     f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} "
+                     f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} | {fmt(r['harms'])} "
                      f"| {r.get('seconds_1080p', '-')} |")  # fmt: skip
+    lines += ["", f"The clean photo judged against its hazy input: {fmt(ref_named)}."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(out.with_suffix(".md").read_text())
 

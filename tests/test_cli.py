@@ -491,6 +491,9 @@ def test_bench_judge_reports_the_harm_rate_of_each_method(tmp_path):
     sc = res["unpaired"]["real"]["scores"]
     assert sc["input"]["harm_rate"] == 0.0 and sc["same"]["harm_rate"] == 0.0
     assert sc["tint"]["harm_rate"] == 1.0  # a strong colour cast on every image
+    named = res["unpaired"]["real"]["harms"]  # which harms, counted per method
+    assert named["tint"]["colour_cast"] == 3 and named["same"] == {}
+    assert "Harms the judge named: tint: colour_cast 3" in to_markdown_of(res)
     assert res["lower_better"]["harm_rate"] and "harm_rate" in to_markdown_of(res)
 
 

@@ -54,7 +54,8 @@ class BenchConfig:
         max_images: cap per set (0 = all).
         crops: embed before/after crops in the HTML (do not publish crops of images you may not share).
         judge: on the unpaired sets, also the share of outputs :func:`clearsight.judging.judge_np` calls harmed
-            against their input (``harm_rate``; the input's own row is 0).
+            against their input (``harm_rate``; the input's own row is 0), and how often each harm was named
+            (the set's ``harms``: method -> harm -> count).
     """
 
     methods: list[str]
@@ -158,6 +159,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
         metrics = fr if kind == "paired" else nr
         judged = cfg.judge and kind == "unpaired"
         rows = {m: {k: [] for k in [*metrics, *(["harm_rate"] if judged else [])]} for m in ["input", *cfg.methods]}
+        harms: dict[str, dict[str, int]] = {m: {} for m in cfg.methods}  # which harms the judge named, per method
         for i, f in enumerate(files):
             rec = load_image(f)
             x = to_tensor(rec.rgb)
@@ -186,7 +188,10 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
                 for k, met in metrics.items():
                     rows[m][k].append(_score(met, y, ref))
                 if judged:
-                    rows[m]["harm_rate"].append(float(not judge_np(rec.rgb, out).ok))
+                    verdict = judge_np(rec.rgb, out)
+                    rows[m]["harm_rate"].append(float(not verdict.ok))
+                    for h in verdict.harms:
+                        harms[m][h] = harms[m].get(h, 0) + 1
                 outs.append(out)
             if cfg.crops and i < 2:
                 result["crops"].append({"set": name, "file": f.name, "jpeg": _crop_b64(outs)})
@@ -198,6 +203,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True, restorers: dict | None = 
             for m, d in rows.items()
         }
         result[kind][name] = {"n": len(rows["input"][next(iter(metrics))]) if metrics else 0, "scores": summary}
+        if judged:
+            result[kind][name]["harms"] = harms
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -228,6 +235,11 @@ def to_markdown(res: dict, title: str = "Benchmark") -> str:
             lines.append("|---" * (len(metrics) + 1) + "|")
             for m, sc in block["scores"].items():
                 lines.append(f"| {m} | " + " | ".join(_fmt(sc[k]) for k in metrics) + " |")
+            named = {m: h for m, h in block.get("harms", {}).items() if h}
+            if named:
+                lines += ["", "Harms the judge named: " + "; ".join(
+                    f"{m}: " + ", ".join(f"{h} {c}" for h, c in sorted(hs.items(), key=lambda kv: -kv[1]))
+                    for m, hs in named.items()) + "."]  # fmt: skip
             lines.append("")
     lines += [
         "## Speed and memory",
