@@ -45,6 +45,7 @@ from clearsight.bench import cpu_name
 from clearsight.degrade.dataset import SynthesisDataset, image_files
 from clearsight.infer import restore_array
 from clearsight.io import load_image, to_tensor
+from clearsight.judging import harm_counts, judge_np
 from clearsight.metrics import psnr, ssim
 from clearsight.models.learned import _bf16_ok
 from clearsight.priors.base import Restorer, RestorerState
@@ -118,8 +119,6 @@ def paired(pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict) -> dict:
 
 
 def no_reference(images: list[np.ndarray], methods: dict) -> dict:
-    from clearsight.judging import judge_np
-
     niqe, brisque = cs.create_metric("niqe"), cs.create_metric("brisque")
     out = {}
     for name, m in methods.items():
@@ -129,9 +128,9 @@ def no_reference(images: list[np.ndarray], methods: dict) -> dict:
             r = to_tensor(y)
             n.append(float(niqe(r)))
             b.append(float(brisque(r)))
-            verdict = judge_np(x, y) if m is not None else None
-            h.append(verdict is not None and not verdict.ok)
-            named.update(verdict.harms if verdict is not None else [])
+            harms = judge_np(x, y).harms if m is not None else []  # the input's own row: no harm
+            h.append(bool(harms))
+            named.update(harms)
         out[name] = {"niqe": float(np.mean(n)), "brisque": float(np.mean(b)), "harm_rate": float(np.mean(h)),
                      "harms": dict(named)}  # fmt: skip
         print(f"  {name}: {out[name]}", flush=True)
@@ -265,7 +264,7 @@ def to_markdown(res: dict) -> str:
                  + (f" / {row[m]['harm_rate']:.0%}" if "harm_rate" in row[m] else "") if m in row else "–"
                  for m in methods]  # fmt: skip
         lines.append(f"| {task} ({res['nr_counts'][task]}) | " + " | ".join(cells) + " |")
-    named = [f"{task}, {m}: " + ", ".join(f"{h} {c}" for h, c in sorted(row[m]["harms"].items(), key=lambda kv: -kv[1]))
+    named = [f"{task}, {m}: {harm_counts(row[m]['harms'])}"
              for task, row in res["no_reference"].items() for m in methods if row.get(m, {}).get("harms")]  # fmt: skip
     if named:
         lines += ["", "Harms the judge named: " + "; ".join(named) + "."]
@@ -372,7 +371,7 @@ def main() -> None:
         udair, tta = cs.create_model(args.model), cs.create_model(args.model, tta=True)
         ungated = cs.create_model(args.model, gate=False)
         label = args.model
-    fresh = {
+    res = {
         "command": f"python benchmarks/allinone.py --data {args.data} "
         + (f"--weights {args.weights}" if args.weights else f"--model {args.model}")
         + f" --nr-limit {args.nr_limit} --id-per-task {args.id_per_task}",
@@ -383,9 +382,10 @@ def main() -> None:
         "no_reference": {},
         "nr_counts": {},
     }
-    res = json.loads((out / "allinone.json").read_text()) if args.only_gated else fresh
-    both = {"udair": udair, "udair+tta": tta} if args.only_gated else {"udair": udair, "udair, no gate": ungated,
-                                                                        "udair+tta": tta}  # fmt: skip
+    both = {"udair": udair, "udair, no gate": ungated, "udair+tta": tta}
+    if args.only_gated:  # update the existing results; the ungated network's rows do not depend on the gate
+        res = json.loads((out / "allinone.json").read_text())
+        del both["udair, no gate"]
     tasks = {
         "haze/sots_indoor": (_sots(data), {"classical": cs.create_model("dcp"),
                                            "single-task": cs.create_model("corun.haze")}),

@@ -69,7 +69,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from clearsight.bench import cpu_name
     from clearsight.infer import restore_array
-    from clearsight.judging import judge_np
+    from clearsight.judging import harm_counts, judge_np
     from clearsight.metrics import psnr, ssim
     from clearsight.models import create_model, load_restorer
     from clearsight.runtime import tune_allocator
@@ -126,12 +126,11 @@ def main() -> None:
              "tinted airlight the judge's rate does not separate settings).", "",
              "| max_pixels | affine | mode | PSNR | SSIM | harm rate | harms named | s per 1080p |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    fmt = lambda c: ", ".join(f"{h} {n}" for h, n in sorted(c.items(), key=lambda kv: -kv[1])) or "-"  # noqa: E731
     for r in rows:
         lines.append(f"| {r['max_pixels']} | {r['affine']} | {r['affine_mode']} "
-                     f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} | {fmt(r['harms'])} "
+                     f"| {r['psnr']:.2f} | {r['ssim']:.3f} | {r['harm_rate']:.0%} | {harm_counts(r['harms']) or '-'} "
                      f"| {r.get('seconds_1080p', '-')} |")  # fmt: skip
-    lines += ["", f"The clean photo judged against its hazy input: {fmt(ref_named)}."]
+    lines += ["", f"The clean photo judged against its hazy input: {harm_counts(ref_named) or 'no harm'}."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(out.with_suffix(".md").read_text())
 

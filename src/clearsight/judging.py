@@ -54,7 +54,7 @@ import numpy as np
 from ._errors import ClearsightError
 from .recognition import _crop, _flat_noise, _to_float, image_array
 
-__all__ = ["judge", "judge_np", "Verdict", "THRESHOLDS", "HARMS"]
+__all__ = ["judge", "judge_np", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
 
 HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze_added", "halo")
 
@@ -236,6 +236,11 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if s["halo"] > t["halo"]:
         harms.append("halo")
     return Verdict(harms, {k: round(float(v), 4) for k, v in s.items()})
+
+
+def harm_counts(counts: dict[str, int]) -> str:
+    """How often each harm was named, most frequent first (``"halo 5, noise 2"``; ``""`` for none): benchmark tables."""
+    return ", ".join(f"{h} {n}" for h, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def judge(before, after, thresholds: dict[str, float] | None = None) -> Verdict:

@@ -23,7 +23,7 @@ import numpy as np
 from ..degrade.dataset import image_files
 from ..infer import restore_array
 from ..io import load_image, to_tensor
-from ..judging import judge_np
+from ..judging import harm_counts, judge_np
 from ..metrics import create_metric
 from ..models import create_model
 
@@ -237,9 +237,8 @@ def to_markdown(res: dict, title: str = "Benchmark") -> str:
                 lines.append(f"| {m} | " + " | ".join(_fmt(sc[k]) for k in metrics) + " |")
             named = {m: h for m, h in block.get("harms", {}).items() if h}
             if named:
-                lines += ["", "Harms the judge named: " + "; ".join(
-                    f"{m}: " + ", ".join(f"{h} {c}" for h, c in sorted(hs.items(), key=lambda kv: -kv[1]))
-                    for m, hs in named.items()) + "."]  # fmt: skip
+                said = "; ".join(f"{m}: {harm_counts(h)}" for m, h in named.items())
+                lines += ["", f"Harms the judge named: {said}."]
             lines.append("")
     lines += [
         "## Speed and memory",
