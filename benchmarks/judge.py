@@ -6,7 +6,11 @@ Harms of a documented size applied to real clean photos (every 16th of ``clean/B
 ``clean/Urban100_x2HR``): each should be found. Harmless pairs, where nothing harmful was done: a JPEG
 re-encoded copy (quality 90), a correctly brightened dark photo (``lowlight/lol_train`` low -> its long exposure),
 a correctly denoised noisy photo (clean photo + Gaussian noise sigma 15 -> the clean photo), a correctly dehazed
-photo (clean photo + uniform haze t = 0.6 -> the clean photo): each should be ``ok``. Writes
+photo (clean photo + uniform haze t = 0.6 -> the clean photo), a correctly dehazed photo under haze that thickens
+with distance (estimated depth, grey airlight 0.75-0.95, far transmission exp(-0.7) to exp(-2.3) -> the clean
+photo), a correctly removed dust veil (uniform yellow-brown veil, t = 0.35-0.55 -> the clean photo): each should
+be ``ok``. One harm is applied to a dehazed output: the clean photo with the cast of ``cast`` judged against its
+depth-hazed version (a restorer that removes haze and tints the result). Writes
 ``benchmarks/results/judge.{json,md}``.
 """
 
@@ -22,6 +26,7 @@ import cv2
 import numpy as np
 
 from clearsight.degrade.dataset import image_files
+from clearsight.degrade.depth import estimate_depth
 from clearsight.io import read_image
 from clearsight.judging import THRESHOLDS, judge_np
 
@@ -64,7 +69,7 @@ def _lamps(x: np.ndarray, r: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 
 #: Synthetic harms: name -> (expected harm, function, documented size).
 HARMS = {
-    "cast": ("colour_cast", lambda x, r: x * np.array([1.12, 1.0, 0.85], np.float32), "R x1.12, B x0.85"),
+    "cast": ("colour_cast", lambda x, r: x * CAST, "R x1.12, B x0.85"),
     "hue": ("colour_cast", lambda x, r: _lab_rotate(x, 40), "hue turned 40 degrees"),
     "noise": ("noise", lambda x, r: x + r.normal(0, 10 / 255, x.shape).astype(np.float32), "Gaussian sigma 10"),
     "blur": ("detail_lost", lambda x, r: cv2.GaussianBlur(x, (0, 0), 2.5), "Gaussian blur sigma 2.5 px"),
@@ -72,7 +77,24 @@ HARMS = {
     "over_dehaze": ("over_dehazed", lambda x, r: (x - 0.2) / 0.8, "black point lifted to 0.2"),
     "haze": ("haze_added", lambda x, r: 0.6 * x + 0.4 * 0.85, "uniform haze t = 0.6, A = 0.85"),
     "halo": ("halo", None, "dark ring 6-16 px around 3 lamps, -0.25"),
+    "cast_dehazed": ("colour_cast", None, "R x1.12, B x0.85 on a dehazed output"),
 }
+CAST = np.array([1.12, 1.0, 0.85], np.float32)
+
+
+def _depth_haze(x: np.ndarray, r: np.random.Generator) -> np.ndarray:
+    """``x`` under grey haze that thickens with its estimated depth (normalised to [0, 1])."""
+    import torch
+
+    d = estimate_depth(torch.from_numpy(x).permute(2, 0, 1)[None].float())[0, 0].numpy()
+    d = (d - d.min()) / (d.max() - d.min() + 1e-6)
+    t = np.exp(-r.uniform(0.7, 2.3) * d)[..., None].astype(np.float32)
+    return t * x + (1 - t) * np.float32(r.uniform(0.75, 0.95))
+
+
+def _dust(x: np.ndarray, r: np.random.Generator) -> np.ndarray:
+    t = r.uniform(0.35, 0.55)
+    return t * x + (1 - t) * np.array([0.78, 0.62, 0.38], np.float32) * r.uniform(0.85, 1.1)
 
 
 def main() -> int:
@@ -88,7 +110,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     found: dict[str, list[bool]] = {k: [] for k in HARMS}
     any_found: dict[str, list[bool]] = {k: [] for k in HARMS}
-    harmless: dict[str, list[bool]] = {"reencoded": [], "brightened": [], "denoised": [], "dehazed": []}
+    harmless: dict[str, list[bool]] = {k: [] for k in ("reencoded", "brightened", "denoised", "dehazed",
+                                                       "dehazed_depth", "dust_removed")}
     false_harms: dict[str, dict[str, int]] = {k: {} for k in harmless}
     t0 = time.perf_counter()
     n = 0
@@ -100,8 +123,12 @@ def main() -> int:
 
     for p in photos:
         x = _float(p)
+        hazy = _depth_haze(x, rng)
         for name, (harm, fn, _) in HARMS.items():
-            before, after = _lamps(x, rng) if fn is None else (x, fn(x, rng))
+            if name == "cast_dehazed":
+                before, after = hazy, x * CAST
+            else:
+                before, after = _lamps(x, rng) if fn is None else (x, fn(x, rng))
             v = judge_np(_u8(before), _u8(after))
             found[name].append(harm in v.harms)
             any_found[name].append(not v.ok)
@@ -111,7 +138,9 @@ def main() -> int:
         record("reencoded", judge_np(u8, cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]))
         record("denoised", judge_np(_u8(x + rng.normal(0, 15 / 255, x.shape)), _u8(x)))
         record("dehazed", judge_np(_u8(0.6 * x + 0.4 * 0.85), _u8(x)))
-        n += 3
+        record("dehazed_depth", judge_np(_u8(hazy), _u8(x)))
+        record("dust_removed", judge_np(_u8(_dust(x, rng)), _u8(x)))
+        n += 5
     for p in _files(root / "lowlight/lol_train/low"):
         record("brightened", judge_np(_float(p), _float(p.parent.parent / "high" / p.name)))
         n += 1

@@ -10,7 +10,12 @@ harm               test (thresholds in :data:`THRESHOLDS`)
 ``colour_cast``    the mean a*b* (3-px smoothed) of BEFORE's most neutral 30% (lit pixels only), each image's
                    divided by its typical chroma, moved by more than ``cast`` and away from neutral; or coloured pixels
                    (chroma > 15 before and after) turned, on circular average and in one direction, by more
-                   than ``hue`` degrees (the shift
+                   than ``hue`` degrees, unless the neutral cast fell to at most half its value and to at most
+                   ``neutral`` and the turn is at most 2x ``hue`` (a colour veil removed: the hues under a yellow
+                   dust veil turn back to their own; a rotation keeps the cast's size). When a veil was removed (the
+                   dark channel's mean fell by more than ``veil``), BEFORE's greys are the veiled ones: the
+                   shift is measured on BEFORE's least veiled half, and after a coloured veil (cast above
+                   ``neutral``) the turn is not tested (the shift
                    limit is 3x ``cast`` when BEFORE's mean luma is under 0.25, and the shift is not tested
                    under 0.12); the neutral
                    test needs a quarter of BEFORE lit (luma > 0.1): the colour of a dark photo is not measurable
@@ -27,7 +32,7 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    shadows crushed flat, not merely deepened
 ``haze_added``     dark channel mean up by more than ``haze`` while contrast (luma std) fell by ``contrast``
 ``halo``           within 15 px of compact bright sources (the brightest 2%, in blobs under 0.5% of the
-                   image: lamps, windows), AFTER leaves the local range of its
+                   image that stand ``lamp_contrast`` above their surroundings: lamps, windows), AFTER leaves the local range of its
                    best locally affine prediction from BEFORE by more than ``halo`` of its contrast (99th
                    percentile): rings, dark collars, blotches
 =================  =========================================================================================
@@ -62,6 +67,8 @@ HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze
 THRESHOLDS = {
     "cast": 1.0,
     "hue": 20.0,
+    "neutral": 3.5,
+    "veil": 0.1,
     "noise": 2.5,
     "noise_abs": 0.006,
     "detail": 0.87,
@@ -71,7 +78,8 @@ THRESHOLDS = {
     "shadow": 0.5,
     "haze": 0.08,
     "contrast": 0.15,
-    "halo": 0.45,
+    "halo": 0.4,
+    "lamp_contrast": 0.2,
 }
 
 _PREVIEW = 640
@@ -130,19 +138,35 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     cb = np.hypot(lb[:, :, 1], lb[:, :, 2])
     ca = np.hypot(la[:, :, 1], la[:, :, 2])
 
-    # mean (a*, b*) of the most neutral 30% of BEFORE, in both images (a grey-world estimate without vivid objects)
-    lit = yb > 0.1  # the colour of near-black pixels cannot be measured
-    m = lit & (cb <= np.percentile(cb[lit], 30)) if lit.mean() >= 0.25 else np.zeros_like(lit)
-    kb = np.array([lb[:, :, 1][m].mean(), lb[:, :, 2][m].mean()]) if m.any() else np.zeros(2)
-    ka = np.array([la[:, :, 1][m].mean(), la[:, :, 2][m].mean()]) if m.any() else np.zeros(2)
-
+    # mean (a*, b*) of the most neutral 30% of BEFORE, in both images (a grey-world estimate without vivid objects),
     # relative to each image's typical chroma, so that a change of saturation (dehazing, brightening) is no cast
     def typical_chroma(p: np.ndarray) -> float:  # on a heavily smoothed copy: noise adds no chroma
         lab = cv2.cvtColor(cv2.GaussianBlur(p, (0, 0), 4.0), cv2.COLOR_RGB2Lab)
         return float(np.median(np.hypot(lab[:, :, 1], lab[:, :, 2])))
 
-    kb, ka = 10 * kb / (typical_chroma(pb) + 3), 10 * ka / (typical_chroma(pa) + 3)
+    tb, ta = typical_chroma(pb), typical_chroma(pa)
+
+    def neutral_cast(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = region & (cb <= np.percentile(cb[region], 30)) if region.mean() >= 0.125 else np.zeros_like(region)
+        if not m.any():
+            return np.zeros(2), np.zeros(2)
+        kb = np.array([lb[:, :, 1][m].mean(), lb[:, :, 2][m].mean()])
+        ka = np.array([la[:, :, 1][m].mean(), la[:, :, 2][m].mean()])
+        return 10 * kb / (tb + 3), 10 * ka / (ta + 3)
+
+    lit = yb > 0.1  # the colour of near-black pixels cannot be measured
+    kb, ka = neutral_cast(lit) if lit.mean() >= 0.25 else (np.zeros(2), np.zeros(2))
     s["cast_before"], s["cast_after"] = float(np.hypot(*kb)), float(np.hypot(*ka))
+    # a veil removed (the dark channel's mean fell by more than ``veil``): BEFORE's most neutral pixels are then
+    # mostly those the veil greyed most (distant ones under haze), whose own colours a correct dehazing brings back,
+    # which reads as a shift. The shift is then measured on BEFORE's least veiled half (dark channel at most its
+    # median), where a correct dehazing changes colours least
+    k7 = np.ones((7, 7), np.uint8)
+    dark_b = cv2.erode(pb.min(2), k7)
+    s["dark_drop"] = float(dark_b.mean() - cv2.erode(pa.min(2), k7).mean())
+    unveiled = s["dark_drop"] > t["veil"]
+    if unveiled and lit.mean() >= 0.25:
+        kb, ka = neutral_cast(lit & (dark_b <= np.percentile(dark_b[lit], 50)))
     s["cast_shift"] = float(np.hypot(*(ka - kb)))
     vivid = (cb > 15) & (ca > 15)
     if vivid.mean() >= 0.02:
@@ -153,10 +177,18 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
         s["hue_turn"] = float(np.degrees(abs(np.angle(np.exp(1j * (ha - hb)).mean()))))
     else:
         s["hue_turn"] = 0.0
-    away = s["cast_after"] > s["cast_before"] + 1.0  # a correction moves towards neutral, a harm away from it
+    away = np.hypot(*ka) > np.hypot(*kb) + 1.0  # a correction moves towards neutral, a harm away from it
     # the colour of a dim photo is measured poorly (noise, quantisation): a larger shift is needed there
     cast_limit = t["cast"] * (3.0 if yb.mean() < 0.25 else 1.0) if yb.mean() >= 0.12 else np.inf
-    if (away and s["cast_shift"] > cast_limit) or s["hue_turn"] > t["hue"]:
+    shifted = away and s["cast_shift"] > cast_limit
+    # a colour veil removed: the greys became neutral (at most the median cast of 121 clean photos, 3.5, and half of
+    # BEFORE's), so the coloured pixels' turn is the veil's colour leaving them, not a rotation (which keeps the
+    # cast's size); up to twice the hue limit (the real sand photos' veils turned their hues by 22-27 degrees).
+    # After a coloured veil removed with the dark channel, every hue returns from the veil's: no turn is measurable
+    neutralised = s["cast_after"] <= min(t["neutral"], 0.5 * s["cast_before"]) and s["hue_turn"] <= 2 * t["hue"]
+    coloured_veil = unveiled and s["cast_before"] > t["neutral"]
+    turned = s["hue_turn"] > t["hue"] and not neutralised and not coloured_veil
+    if shifted or turned:
         harms.append("colour_cast")
     # noise relative to brightness, at full size
     gb = cv2.cvtColor(np.ascontiguousarray(_crop(b)), cv2.COLOR_RGB2GRAY)
@@ -230,6 +262,15 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     n, labels, stats, _ = cv2.connectedComponentsWithStats(lamps, connectivity=8)
     small = np.zeros(n, bool)
     small[1:] = stats[1:, cv2.CC_STAT_AREA] < 0.005 * lamps.size
+    # ... that stand out from their surroundings (mean brightness at least ``lamp_contrast`` above the 31-px mean
+    # around them): the fragments of a bright hazy sky are no lamps, and a correct dehazing turns them into blue
+    # sky and clouds that no affine map of the featureless haze predicts
+    rest = (~small[labels]).astype(np.float32)
+    around = cv2.blur(hb_ * rest, (31, 31)) / (cv2.blur(rest, (31, 31)) + 1e-6)
+    lift = np.bincount(labels.ravel(), weights=(hb_ - around).ravel(), minlength=n) / np.maximum(
+        np.bincount(labels.ravel(), minlength=n), 1
+    )
+    small &= lift >= t["lamp_contrast"]
     lamps = small[labels].astype(np.uint8)
     band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
     s["halo"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
