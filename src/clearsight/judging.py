@@ -78,7 +78,7 @@ THRESHOLDS = {
     "shadow": 0.5,
     "haze": 0.08,
     "contrast": 0.15,
-    "halo": 0.4,
+    "halo": 0.45,
     "lamp_contrast": 0.2,
 }
 
