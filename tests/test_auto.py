@@ -168,7 +168,7 @@ def test_judge_accepts_haze_removed_over_depth_and_flags_most_casts_that_stay():
     assert sum(tinted) >= 2
 
 
-def test_judge_finds_rings_around_lamps_that_stand_out():
+def test_judge_finds_rings_around_lamps():
     x = 0.45 * hazy_scene(240, 320, seed=2, beta=0.3)[0]  # a dim street
     before, ring = x.copy(), np.zeros(x.shape[:2], np.float32)
     for cx, cy in ((60, 60), (160, 120), (250, 180)):
@@ -177,8 +177,7 @@ def test_judge_finds_rings_around_lamps_that_stand_out():
     after = np.clip(before - 0.25 * cv2.GaussianBlur(ring, (0, 0), 1.5)[..., None], 0, 1)
     assert judge_np(before, before).ok
     assert "halo" in judge_np(before, after).harms
-    # a lamp must stand out from its surroundings: with a bar no lamp reaches, nothing is searched
-    assert "halo" not in judge_np(before, after, {"lamp_contrast": 1.0}).harms
+    assert "halo" not in judge_np(before, after, {"halo": 10.0}).harms  # the threshold is what decides
 
 
 def test_judge_and_identify_commands(tmp_path):

@@ -32,7 +32,7 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    shadows crushed flat, not merely deepened
 ``haze_added``     dark channel mean up by more than ``haze`` while contrast (luma std) fell by ``contrast``
 ``halo``           within 15 px of compact bright sources (the brightest 2%, in blobs under 0.5% of the
-                   image that stand ``lamp_contrast`` above their surroundings: lamps, windows), AFTER leaves the local range of its
+                   image: lamps, windows), AFTER leaves the local range of its
                    best locally affine prediction from BEFORE by more than ``halo`` of its contrast (99th
                    percentile): rings, dark collars, blotches
 =================  =========================================================================================
@@ -79,7 +79,6 @@ THRESHOLDS = {
     "haze": 0.08,
     "contrast": 0.15,
     "halo": 0.45,
-    "lamp_contrast": 0.2,
 }
 
 _PREVIEW = 640
@@ -262,15 +261,6 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     n, labels, stats, _ = cv2.connectedComponentsWithStats(lamps, connectivity=8)
     small = np.zeros(n, bool)
     small[1:] = stats[1:, cv2.CC_STAT_AREA] < 0.005 * lamps.size
-    # ... that stand out from their surroundings (mean brightness at least ``lamp_contrast`` above the 31-px mean
-    # around them): the fragments of a bright hazy sky are no lamps, and a correct dehazing turns them into blue
-    # sky and clouds that no affine map of the featureless haze predicts
-    rest = (~small[labels]).astype(np.float32)
-    around = cv2.blur(hb_ * rest, (31, 31)) / (cv2.blur(rest, (31, 31)) + 1e-6)
-    lift = np.bincount(labels.ravel(), weights=(hb_ - around).ravel(), minlength=n) / np.maximum(
-        np.bincount(labels.ravel(), minlength=n), 1
-    )
-    small &= lift >= t["lamp_contrast"]
     lamps = small[labels].astype(np.uint8)
     band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
     s["halo"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
