@@ -8,17 +8,17 @@ contrast, a denoising lowers noise):
 harm               test (thresholds in :data:`THRESHOLDS`)
 =================  =========================================================================================
 ``colour_cast``    the mean a*b* (3-px smoothed) of BEFORE's most neutral 30% (lit pixels only), each image's
-                   divided by its typical chroma, moved by more than ``cast`` and away from neutral; or coloured pixels
+                   divided by its typical chroma, moved by more than ``cast`` and away from neutral (3x ``cast``
+                   when BEFORE's mean luma is under 0.25, not tested under 0.12; the test needs a quarter of
+                   BEFORE lit, luma > 0.1: the colour of a dark photo is not measurable); or coloured pixels
                    (chroma > 15 before and after) turned, on circular average and in one direction, by more
-                   than ``hue`` degrees, unless the neutral cast fell to at most half its value and to at most
-                   ``neutral`` and the turn is at most 2x ``hue`` (a colour veil removed: the hues under a yellow
-                   dust veil turn back to their own; a rotation keeps the cast's size). When a veil was removed (the
-                   dark channel's mean fell by more than ``veil``), BEFORE's greys are the veiled ones: the
-                   shift is measured on BEFORE's least veiled half, and after a coloured veil (cast above
-                   ``neutral``) the turn is not tested (the shift
-                   limit is 3x ``cast`` when BEFORE's mean luma is under 0.25, and the shift is not tested
-                   under 0.12); the neutral
-                   test needs a quarter of BEFORE lit (luma > 0.1): the colour of a dark photo is not measurable
+                   than ``hue`` degrees. Two exceptions for a removed veil. The turn is excused when the
+                   neutral cast fell to at most half its value and to at most ``neutral`` and the turn is at
+                   most 2x ``hue`` (the hues under a yellow dust veil turn back to their own; a rotation keeps
+                   the cast's size). When the dark channel's mean fell by more than ``veil``, BEFORE's most
+                   neutral pixels are the veiled ones: the shift is measured on BEFORE's least veiled half
+                   (dark channel at most its median), and after a coloured veil (cast above ``neutral``) the
+                   turn is not tested
 ``noise``          noise in the flattest tenth of blocks, relative to the mean brightness, grew by more than
                    ``noise`` times, and is at least ``noise_abs`` after
 ``detail_lost``    fine gradient energy (at half resolution, so removed noise does not count) fell below
