@@ -161,8 +161,8 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # which reads as a shift. The shift is then measured on BEFORE's least veiled half (dark channel at most its
     # median), where a correct dehazing changes colours least
     k7 = np.ones((7, 7), np.uint8)
-    dark_b = cv2.erode(pb.min(2), k7)
-    s["dark_drop"] = float(dark_b.mean() - cv2.erode(pa.min(2), k7).mean())
+    dark_b, dark_a = cv2.erode(pb.min(2), k7), cv2.erode(pa.min(2), k7)  # dark channels, also for over-dehazing
+    s["dark_drop"] = float(dark_b.mean() - dark_a.mean())
     unveiled = s["dark_drop"] > t["veil"]
     if unveiled and lit.mean() >= 0.25:
         kb, ka = neutral_cast(lit & (dark_b <= np.percentile(dark_b[lit], 50)))
@@ -224,8 +224,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if s["clip_growth"] > t["clip"]:
         harms.append("clipped")
     # dark channel: over-dehazing, added haze
-    k = np.ones((7, 7), np.uint8)
-    db_, da_ = cv2.erode(pb.min(2), k), cv2.erode(pa.min(2), k)
+    db_, da_ = dark_b, dark_a
     zb, za = float((db_ < 0.01).mean()), float((da_ < 0.01).mean())
     s["dark_zero_growth"], s["dark_zero_after"] = za - zb, za
     s["crushed_growth"] = float((ya <= 0.02).mean() - (yb <= 0.02).mean())  # shadows pushed to black
