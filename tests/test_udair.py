@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -273,9 +275,9 @@ def test_training_fills_the_prototype_bank(tmp_path):
         load_config(None, over + ["data.balanced=false"])
 
 
-def _gated(task: str | None):
-    """A tiny UDAIR restorer whose identifier always says ``task`` (``None``: unsure, noise by a little) and whose
-    network brightens and adds grain."""
+def _gated(task: str | None, prob: float | None = None):
+    """A tiny UDAIR restorer whose identifier always says ``task`` (``None``: unsure, noise by a little), with
+    probability ``prob`` if given, and whose network brightens and adds grain."""
     from clearsight.models.learned import NetworkRestorer
 
     tasks = ("clean", "noise", "low_light", "night_haze", "day_haze")
@@ -283,6 +285,8 @@ def _gated(task: str | None):
     with torch.no_grad():
         net.identifier.head.weight.zero_()
         logits = [(0.5 if t == "noise" else 0.0) if task is None else 5.0 if t == task else -5.0 for t in tasks]
+        if prob is not None:  # softmax: the others at 0, ``task`` at the logit that gives it ``prob``
+            logits = [math.log((len(tasks) - 1) * prob / (1 - prob)) if t == task else 0.0 for t in tasks]
         net.identifier.head.bias.copy_(torch.tensor(logits))
 
     def forward(x):  # brighter by 0.2 everywhere, plus fine detail of its own
@@ -360,3 +364,31 @@ def test_the_gate_does_not_hold_back_a_dark_photo():
         out = r.process(dark, st)
         assert "task" not in st.params and "dark" in st.reason
         assert float(out.mean() - dark.mean()) > 0.15  # brightened, as the network does
+
+
+def test_the_gate_leaves_alone_a_dim_scene_whose_highlights_are_those_of_a_correct_exposure():
+    from clearsight.models.learned import GATE_DIM_HIGHLIGHTS
+
+    x = np.random.default_rng(6).uniform(0.12, 0.2, (64, 80, 3)).astype(np.float32)
+    r = _gated("low_light")
+    st = r.prepare(x)
+    assert st.params["task"] == "low_light"  # underexposed: its highlights are dark too
+    lit = x.copy()
+    lit[:4, :16] = 0.9  # a lamp or a white wall: 1.25% of the photo
+    assert float(np.percentile(lit.mean(2), 99)) >= GATE_DIM_HIGHLIGHTS
+    st = r.prepare(lit)
+    assert st.params["task"] == "clean" and "highlights" in st.reason
+    assert np.array_equal(r.process(lit, st), lit)
+
+
+def test_the_gate_needs_a_surer_identification_for_night_haze():
+    from clearsight.models.learned import GATE_MIN_PROB, GATE_TASK_MIN_PROB
+
+    x = np.random.default_rng(7).uniform(0.15, 0.3, (64, 80, 3)).astype(np.float32)
+    between = (GATE_MIN_PROB + GATE_TASK_MIN_PROB["night_haze"]) / 2
+    st = _gated("night_haze", prob=between).prepare(x)
+    assert st.params["task"] == "clean" and "unsure" in st.reason
+    st = _gated("night_haze", prob=0.99).prepare(x)
+    assert st.params["task"] == "night_haze"
+    st = _gated("noise", prob=between).prepare(x)  # the other tasks keep the general bar
+    assert st.params["task"] == "noise"
