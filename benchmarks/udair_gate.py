@@ -84,12 +84,6 @@ def main() -> None:
     ap.add_argument("--min-prob", type=float, default=None, help="identified less surely: unchanged (default: shipped)")
     ap.add_argument("--task-min-prob", default=None, help="e.g. night_haze=0.95: per-task minimum probabilities")
     ap.add_argument("--max-luma", default=None, help="e.g. low_light=0.3,night_haze=0.47: brighter ones unchanged")
-    ap.add_argument(
-        "--dim-highlights",
-        type=float,
-        default=None,
-        help="low light with a 99th luma percentile this high is left unchanged (default: shipped; 2: off)",
-    )
     ap.add_argument("--only", nargs="+", default=None, help="score only these rows (a scratch comparison)")
     ap.add_argument("--out", default=str(RESULTS / "udair_gate"))
     args = ap.parse_args()
@@ -116,8 +110,6 @@ def main() -> None:
         }
     if args.max_luma is not None:
         learned.GATE_MAX_LUMA = {k: float(v) for k, v in (kv.split("=") for kv in args.max_luma.split(",") if kv)}
-    if args.dim_highlights is not None:
-        learned.GATE_DIM_HIGHLIGHTS = args.dim_highlights
     weights = args.weights or str(cs.models.weights_file("udair.allinone"))
     methods = {"no gate": cs.load_restorer(weights, gate=False), "gate": cs.load_restorer(weights, gate=True)}
     tasks = methods["gate"].net.config.tasks
@@ -182,7 +174,6 @@ def main() -> None:
         "min_prob": learned.GATE_MIN_PROB,
         "task_min_prob": learned.GATE_TASK_MIN_PROB,
         "max_luma": learned.GATE_MAX_LUMA,
-        "dim_highlights": learned.GATE_DIM_HIGHLIGHTS,
         "projection": learned.GATE_PROJECTION,
         "images_per_task": len(files),
         "rows": rows,
@@ -194,9 +185,8 @@ def main() -> None:
              f"Gate: clean unchanged; tone kept {', '.join(res['tone'])}; unchanged when identified with a "
              f"probability under {res['min_prob']:g} "
              f"({', '.join(f'{k} {v:g}' for k, v in res['task_min_prob'].items())}) or brighter than mean luma "
-             f"{', '.join(f'{v:g} ({k})' for k, v in res['max_luma'].items())}, or low light with its 99th luma "
-             f"percentile at or above {res['dim_highlights']:g}; photos darker than mean luma {DARK_LUMA:g} always go "
-             "to the network; projected: "
+             f"{', '.join(f'{v:g} ({k})' for k, v in res['max_luma'].items())}; photos darker than mean luma "
+             f"{DARK_LUMA:g} always go to the network; projected: "
              f"{', '.join(f'{k} ({v})' for k, v in res['projection'].items())}.", "",
              f"`python benchmarks/udair_gate.py --data {args.data}`: {len(files)} Kodak24 crops (256x384) per preset; "
              f"PSNR / SSIM against the clean photo (capped at {CAP:g} dB); `real_dim` "

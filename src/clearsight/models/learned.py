@@ -28,15 +28,14 @@ networks are trained to remove.
 ``gate`` (all-in-one networks with an ``identify`` method: UDAIR) identifies the degradation once, on the preview, and
 restrains the network where the task cannot change the picture's tone: an image identified as ``clean`` is returned
 unchanged, and so is one identified with a probability under :data:`GATE_MIN_PROB` (unsure; night haze:
-:data:`GATE_TASK_MIN_PROB`), or as ``low_light`` or ``night_haze`` while brighter than :data:`GATE_MAX_LUMA` allows,
-or as ``low_light`` while its highlights reach :data:`GATE_DIM_HIGHLIGHTS` (a dim scene photographed as it looks, not
-an underexposed one); for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a Gaussian of
-:data:`GATE_SIGMA` pixels at the pass's resolution) and takes only the finer ones from the network, so a denoiser
-cannot brighten or tint a dim photo. For day haze, sand-dust and night haze the result is projected as ``affine`` does
-(:data:`GATE_PROJECTION`; with one gain for the three channels for day haze, so no hue can turn). Low light and rain
-(whose synthetic veil is low-frequency) keep the network's output. A photo darker than
-:data:`~clearsight.priors.base.DARK_LUMA` is never held back: what the identifier calls noise, blur or clean there is
-most often an underexposed photo that needs brightening, so it gets the network's output as it is.
+:data:`GATE_TASK_MIN_PROB`), or as ``low_light`` or ``night_haze`` while brighter than :data:`GATE_MAX_LUMA` allows;
+for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a Gaussian of :data:`GATE_SIGMA` pixels
+at the pass's resolution) and takes only the finer ones from the network, so a denoiser cannot brighten or tint a dim
+photo. For day haze, sand-dust and night haze the result is projected as ``affine`` does (:data:`GATE_PROJECTION`;
+with one gain for the three channels for day haze, so no hue can turn). Low light and rain (whose synthetic veil is
+low-frequency) keep the network's output. A photo darker than :data:`~clearsight.priors.base.DARK_LUMA` is never held
+back: what the identifier calls noise, blur or clean there is most often an underexposed photo that needs brightening,
+so it gets the network's output as it is.
 """
 
 from __future__ import annotations
@@ -117,13 +116,6 @@ GATE_SIGMA = 4.0
 #: percentile of the ``low_light`` synthesis). Night haze: about the 95th percentile of the ``night_haze`` synthesis
 #: (0.465 over 192 BSDS500 photos).
 GATE_MAX_LUMA = {"low_light": 0.2, "night_haze": 0.47}
-#: A photo identified as ``low_light`` (and not darker than ``DARK_LUMA``) whose 99th luma percentile reaches this
-#: value is returned unchanged: its highlights are where a correctly exposed photo has them, so it is a dim scene, not
-#: an underexposed one. Measured on real training material (``docs/allinone.md``): every ``lowlight/lol_train`` short
-#: exposure has its 99th percentile at or below 0.55 (23 of 24 below 0.28), every clean-corpus photo darker than mean
-#: luma 0.2 at or above 0.65. The synthetic ``low_light`` and ``dim_noise`` rows of ``benchmarks/udair_gate.py`` darken
-#: a whole crop, highlights too: the rule leaves one ``low_light`` crop of 24 unchanged there (17.10 -> 16.80 dB).
-GATE_DIM_HIGHLIGHTS = 0.6
 #: Tasks whose result the gate replaces by its best locally affine function of the input (``affine`` projection,
 #: radius :data:`GATE_PROJECTION_RADIUS` of the pass's shorter side), and how free that function is: the dehazing
 #: tasks, whose restoration is such a function by the scattering model. Chosen on Kodak24 validation
@@ -140,11 +132,6 @@ GATE_MIN_PROB = 0.7
 #: at 1.0 almost always; chosen on validation (``benchmarks/udair_gate.py``, rows ``night_haze``, ``real_dim`` and
 #: ``real_dim_noise``; ``docs/allinone.md``).
 GATE_TASK_MIN_PROB = {"night_haze": 0.95}
-
-
-def luma_percentile(x: np.ndarray, q: float) -> float:
-    """The ``q``-th percentile of the Rec. 601 luma of a float ``(H, W, 3)`` RGB array in [0, 1]."""
-    return float(np.percentile(x @ np.array([0.299, 0.587, 0.114], np.float32), q))
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -303,9 +290,6 @@ class NetworkRestorer(Restorer):
             elif luma > GATE_MAX_LUMA.get(task, 1.0):
                 params["task"] = "clean"
                 reason += f", but too bright for it (mean luma {luma:.2f}): left unchanged"
-            elif task == "low_light" and (top := luma_percentile(preview, 99)) >= GATE_DIM_HIGHLIGHTS:
-                params["task"] = "clean"
-                reason += f", but its highlights reach {top:.2f}: a dim scene, left unchanged"
             else:
                 params["task"] = task
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
