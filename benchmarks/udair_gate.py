@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--min-prob", type=float, default=None, help="identified less surely: unchanged (default: shipped)")
     ap.add_argument("--task-min-prob", default=None, help="e.g. night_haze=0.95: per-task minimum probabilities")
     ap.add_argument("--max-luma", default=None, help="e.g. low_light=0.3,night_haze=0.47: brighter ones unchanged")
+    ap.add_argument("--dark-luma", type=float, default=None, help="darker photos always go to the network")
     ap.add_argument("--only", nargs="+", default=None, help="score only these rows (a scratch comparison)")
     ap.add_argument("--out", default=str(RESULTS / "udair_gate"))
     args = ap.parse_args()
@@ -95,7 +96,6 @@ def main() -> None:
     from clearsight.infer import restore_array
     from clearsight.io import read_image
     from clearsight.metrics import psnr, ssim
-    from clearsight.priors.base import DARK_LUMA
 
     cs.tune_allocator()
     if args.sigma:
@@ -104,6 +104,8 @@ def main() -> None:
         learned.GATE_TONE_TASKS = tuple(t for t in args.tone.split(",") if t)
     if args.min_prob is not None:
         learned.GATE_MIN_PROB = args.min_prob
+    if args.dark_luma is not None:
+        learned.GATE_DARK_LUMA = args.dark_luma
     if args.task_min_prob is not None:
         learned.GATE_TASK_MIN_PROB = {
             k: float(v) for k, v in (kv.split("=") for kv in args.task_min_prob.split(",") if kv)
@@ -173,6 +175,7 @@ def main() -> None:
         "tone": list(learned.GATE_TONE_TASKS),
         "min_prob": learned.GATE_MIN_PROB,
         "task_min_prob": learned.GATE_TASK_MIN_PROB,
+        "dark_luma": learned.GATE_DARK_LUMA,
         "max_luma": learned.GATE_MAX_LUMA,
         "projection": learned.GATE_PROJECTION,
         "images_per_task": len(files),
@@ -186,7 +189,7 @@ def main() -> None:
              f"probability under {res['min_prob']:g} "
              f"({', '.join(f'{k} {v:g}' for k, v in res['task_min_prob'].items())}) or brighter than mean luma "
              f"{', '.join(f'{v:g} ({k})' for k, v in res['max_luma'].items())}; photos darker than mean luma "
-             f"{DARK_LUMA:g} always go to the network; projected: "
+             f"{res['dark_luma']:g} always go to the network; projected: "
              f"{', '.join(f'{k} ({v})' for k, v in res['projection'].items())}.", "",
              f"`python benchmarks/udair_gate.py --data {args.data}`: {len(files)} Kodak24 crops (256x384) per preset; "
              f"PSNR / SSIM against the clean photo (capped at {CAP:g} dB); `real_dim` "

@@ -33,9 +33,9 @@ for ``noise`` and ``blur`` the result keeps the input's low frequencies (below a
 at the pass's resolution) and takes only the finer ones from the network, so a denoiser cannot brighten or tint a dim
 photo. For day haze, sand-dust and night haze the result is projected as ``affine`` does (:data:`GATE_PROJECTION`;
 with one gain for the three channels for day haze, so no hue can turn). Low light and rain (whose synthetic veil is
-low-frequency) keep the network's output. A photo darker than :data:`~clearsight.priors.base.DARK_LUMA` is never held
-back: what the identifier calls noise, blur or clean there is most often an underexposed photo that needs brightening,
-so it gets the network's output as it is.
+low-frequency) keep the network's output. A photo darker than :data:`GATE_DARK_LUMA` is never held back: what the
+identifier calls noise, blur or clean there is most often an underexposed photo that needs brightening, so it gets the
+network's output as it is.
 """
 
 from __future__ import annotations
@@ -132,6 +132,10 @@ GATE_MIN_PROB = 0.7
 #: at 1.0 almost always; chosen on validation (``benchmarks/udair_gate.py``, rows ``night_haze``, ``real_dim`` and
 #: ``real_dim_noise``; ``docs/allinone.md``).
 GATE_TASK_MIN_PROB = {"night_haze": 0.95}
+#: A photo darker than this mean luma goes to the network whatever it is identified as (``auto``'s
+#: :data:`~clearsight.priors.base.DARK_LUMA`; 0.1 was tried on validation in session 30: the clean dim photos gained
+#: 0.39 dB, the real ``lol_train`` pairs lost 0.48, ``docs/allinone.md``).
+GATE_DARK_LUMA = DARK_LUMA
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -279,7 +283,7 @@ class NetworkRestorer(Restorer):
             task, prob = self.net.config.tasks[int(probs.argmax())], float(probs.max())
             reason = f"identified {task} ({prob:.2f})"
             luma = mean_luma(preview)
-            if luma < DARK_LUMA:  # never held back: an underexposed photo needs brightening, whatever it looks like
+            if luma < GATE_DARK_LUMA:  # never held back: an underexposed photo needs brightening, whatever it seems
                 if task in ("clean", *GATE_TONE_TASKS):
                     reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
                 else:
