@@ -119,6 +119,25 @@ def main() -> None:
     files = image_files(Path(args.data) / "clean" / "Kodak24")
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]  # noqa: E731
     rows = {}
+
+    def score(task: str, items: list[tuple[np.ndarray, np.ndarray]], count: bool = False) -> None:
+        """``rows[task]``: mean PSNR / SSIM of the input and of each method against the reference, and what the
+        gate treated each image as (and how many images, with ``count``)."""
+        acc: dict[str, list[float]] = collections.defaultdict(list)
+        ident: collections.Counter = collections.Counter()
+        for x, ref in items:
+            acc["input psnr"].append(min(CAP, float(psnr(t(x), t(ref)))))
+            for name, r in methods.items():
+                out, st = restore_array(x, r)
+                acc[f"{name} psnr"].append(min(CAP, float(psnr(t(out), t(ref)))))
+                acc[f"{name} ssim"].append(float(ssim(t(out), t(ref))))
+                if name == "gate":
+                    ident[st.params.get("task", "?")] += 1
+        rows[task] = {k: float(np.mean(v)) for k, v in acc.items()} | {"identified": dict(ident)}
+        if count:
+            rows[task]["images"] = len(items)
+        print(task, rows[task], flush=True)
+
     extra = ("camera_noise", "dim_noise")
     for task in (*tasks, *extra):
         if args.only and task not in args.only:
@@ -129,39 +148,18 @@ def main() -> None:
             deg = Degrader.from_config(CAMERA_NOISE)
         else:
             deg = None if task == "clean" else Degrader.from_config(task)
-        acc: dict[str, list[float]] = collections.defaultdict(list)
-        ident: collections.Counter = collections.Counter()
+        items = []
         for f in files:
             x = read_image(f)[0][None].float()[..., :256, :384]
             if task == "dim_noise":
                 x = dim(x, float(rng.uniform(*DIM_LUMA)))
             y = x if deg is None else deg(x, depth=estimate_depth(x) if deg.needs_depth else None, generator=g)[0]
             hazy = np.round(y[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255) / 255
-            clean = x[0].permute(1, 2, 0).numpy()
-            acc["input psnr"].append(min(CAP, float(psnr(t(hazy), t(clean)))))
-            for name, r in methods.items():
-                out, st = restore_array(hazy.astype(np.float32), r)
-                acc[f"{name} psnr"].append(min(CAP, float(psnr(t(out), t(clean)))))
-                acc[f"{name} ssim"].append(float(ssim(t(out), t(clean))))
-                if name == "gate":
-                    ident[st.params.get("task", "?")] += 1
-        rows[task] = {k: float(np.mean(v)) for k, v in acc.items()} | {"identified": dict(ident)}
-        print(task, rows[task], flush=True)
+            items.append((hazy.astype(np.float32), x[0].permute(1, 2, 0).numpy()))
+        score(task, items)
     for task, items in real_rows(Path(args.data)).items():
-        if args.only and task not in args.only:
-            continue
-        acc = collections.defaultdict(list)
-        ident = collections.Counter()
-        for x, ref in items:
-            acc["input psnr"].append(min(CAP, float(psnr(t(x), t(ref)))))
-            for name, r in methods.items():
-                out, st = restore_array(x, r)
-                acc[f"{name} psnr"].append(min(CAP, float(psnr(t(out), t(ref)))))
-                acc[f"{name} ssim"].append(float(ssim(t(out), t(ref))))
-                if name == "gate":
-                    ident[st.params.get("task", "?")] += 1
-        rows[task] = {k: float(np.mean(v)) for k, v in acc.items()} | {"identified": dict(ident), "images": len(items)}
-        print(task, rows[task], flush=True)
+        if not args.only or task in args.only:
+            score(task, items, count=True)
     extra = (*extra, "real_dim", "real_dim_noise", "lol_train")
     if all(task in rows for task in tasks):
         keys = [k for k in rows[tasks[0]] if k not in ("identified", "images")]

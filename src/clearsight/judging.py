@@ -224,8 +224,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if s["clip_growth"] > t["clip"]:
         harms.append("clipped")
     # dark channel: over-dehazing, added haze
-    db_, da_ = dark_b, dark_a
-    zb, za = float((db_ < 0.01).mean()), float((da_ < 0.01).mean())
+    zb, za = float((dark_b < 0.01).mean()), float((dark_a < 0.01).mean())
     s["dark_zero_growth"], s["dark_zero_after"] = za - zb, za
     s["crushed_growth"] = float((ya <= 0.02).mean() - (yb <= 0.02).mean())  # shadows pushed to black
     # ... with their texture: gradients inside the near-black region of AFTER against the same pixels of BEFORE
@@ -238,7 +237,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     )
     if za - zb > t["dark"] and s["crushed_growth"] > t["crushed"] and s["shadow_detail"] < t["shadow"]:
         harms.append("over_dehazed")
-    s["dark_mean_change"] = float(da_.mean() - db_.mean())
+    s["dark_mean_change"] = float(dark_a.mean() - dark_b.mean())
     s["contrast_change"] = float(ya.std() / max(yb.std(), 1e-4) - 1)
     if s["dark_mean_change"] > t["haze"] and s["contrast_change"] < -t["contrast"]:
         harms.append("haze_added")
