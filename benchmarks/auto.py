@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -90,7 +91,12 @@ def main() -> int:
 
     def run(name: str, a: np.ndarray) -> tuple[np.ndarray, str]:
         out, state = restore_array(a, models[name])
-        return out, state.method
+        st, milder = state.inner, []  # steps the guard ran at a milder strength, as "dcp@0.6"
+        while st is not None:
+            if isinstance(st.params, dict) and st.params.get("strength", 1.0) != 1.0:
+                milder.append(f"{st.method}@{st.params['strength']}")
+            st = st.inner
+        return out, state.method + ("" if not milder else f" ({', '.join(milder)})")
 
     def montage(title: str, rows: list[tuple[str, list[np.ndarray], str]]) -> None:
         html.append(f"<h2>{title}</h2><table>")
@@ -177,6 +183,10 @@ def main() -> int:
             _, method = run(m, x)
             res["seconds_1080p"].setdefault(m, {})[kind] = {"seconds": time.perf_counter() - t0, "ran": method}
     res["seconds_total"] = time.perf_counter() - t_start
+    from clearsight.bench import cpu_name
+    from clearsight.models.learned import _bf16_ok
+
+    res["cpu"], res["cores"], res["bf16"] = cpu_name(), os.cpu_count(), _bf16_ok()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "auto.json").write_text(json.dumps(res, indent=1))
     html.append("</body></html>")
@@ -197,7 +207,8 @@ def main() -> int:
         ran = ", ".join(f"{k} {v}" for k, v in sorted(res["recognition"][folder].items(), key=lambda kv: -kv[1]))
         lines.append(f"| {folder} | {r['images']} | {r['dcp-auto']['harm_rate']:.0%} | {r['auto']['harm_rate']:.0%} "
                      f"| {ran} |")  # fmt: skip
-    lines += ["", "| seconds per 1920x1080 image | " + " | ".join(samples) + " |", "|---" * (len(samples) + 1) + "|"]
+    lines += ["", f"Speed on {res['cpu']} ({res['cores']} cores, native bf16: {res['bf16']}):", "",
+              "| seconds per 1920x1080 image | " + " | ".join(samples) + " |", "|---" * (len(samples) + 1) + "|"]
     for m in METHODS:
         cells = " | ".join(f"{res['seconds_1080p'][m][k]['seconds']:.2f} ({res['seconds_1080p'][m][k]['ran']})"
                            for k in samples)  # fmt: skip

@@ -76,6 +76,45 @@ def test_the_guard_drops_a_harmful_step(monkeypatch):
     assert state2.params["steps"] == ["dcp"] and not np.array_equal(out2, day)
 
 
+class _Tint(Restorer):
+    """A step that tints red by ``gain``: harmful at full strength, within the judge's cast limit when milder."""
+
+    name = "tint"
+
+    def __init__(self, gain: float) -> None:
+        self.gain = gain
+
+    def prepare(self, preview):
+        return RestorerState(self.name)
+
+    def process(self, x, state):
+        return np.clip(x * np.array([1 + self.gain, 1, 1 - self.gain], np.float32), 0, 1)
+
+
+def test_the_guard_falls_back_to_a_milder_dehazing(monkeypatch):
+    _fake(monkeypatch, "haze")
+    day = to_u8(scene(90, 120, seed=2))
+    x = day.astype(np.float32) / 255
+    tint = _Tint(0.3)
+    y = tint.process(x, None)
+    assert not judge_np(x, y).ok and not judge_np(x, x + 0.6 * (y - x)).ok and judge_np(x, x + 0.35 * (y - x)).ok
+    auto = Auto()
+    auto.chain.models["dcp"] = tint
+    out, state = restore_array(x, auto)
+    assert state.params["steps"] == ["dcp"] and state.inner.params["strength"] == 0.35  # the first that passes
+    assert "dcp at strength 0.35" in state.reason and "colour_cast" in state.reason
+    np.testing.assert_allclose(out, x + 0.35 * (y - x), atol=1e-6)  # the blend the guard passed on the preview
+    assert judge_np(x, out).ok
+    strict = Auto(milder=False)  # without the fallback the step is dropped, as before
+    strict.chain.models["dcp"] = tint
+    out2, state2 = restore_array(x, strict)
+    assert state2.params["steps"] == [] and "dcp dropped" in state2.reason and np.array_equal(out2, x)
+    night = Auto()  # dcp-night has no milder fallback (its rings stay visible when blended)
+    _fake(monkeypatch, "night_haze")
+    night.chain.models["dcp-night"] = tint
+    assert restore_array(x, night)[1].params["steps"] == []
+
+
 def test_features_and_recogniser_file_round_trip(tmp_path):
     f = features_np(scene(64, 80).astype(np.float32), recognition_nets())
     assert f.shape == (len(FEATURE_NAMES),) and np.isfinite(f).all()

@@ -10,8 +10,10 @@
    sand-dust -> ``dcp-dust``, else haze -> ``dcp`` (after the denoiser: dehazing amplifies noise). Rain and blur
    are reported and left alone: no restorer here beats the input on them yet (``docs/auto.md``).
 3. The no-harm guard: each step runs first on the preview and :func:`clearsight.judging.judge_np` compares its
-   output with its input; a step that harms (colour cast, amplified noise, lost detail, clipping,
-   over-dehazing, added haze, halos) is dropped, and the report says so.
+   output with its input; a ``dcp`` that harms (colour cast, amplified noise, lost detail, clipping,
+   over-dehazing, added haze, halos) is retried at the milder strengths of :attr:`Auto.milder` (a blend
+   ``I + s (J - I)``, which for a dehazing is a higher transmission), and a step that harms at every strength is
+   dropped; the report says which.
 
 A photo in which nothing is found comes out unchanged (the output equals the input, up to the output format).
 All decisions are taken on the whole image, so every tile of a large image runs the same steps with the same
@@ -119,7 +121,9 @@ class Chain(Restorer):
         st = state.inner
         x = np.ascontiguousarray(x, np.float32)
         while st is not None:
-            x = self.model(st.method).process(x, RestorerState(st.method, st.reason, st.params))
+            y = self.model(st.method).process(x, RestorerState(st.method, st.reason, st.params))
+            s = st.params.get("strength", 1.0) if isinstance(st.params, dict) else 1.0
+            x = y if s == 1.0 else (x + s * (y - x)).astype(np.float32, copy=False)
             st = st.inner
         return x
 
@@ -138,8 +142,16 @@ class Auto(Restorer):
         "a clean photo is left unchanged; each step is checked for harm"
     )
 
-    def __init__(self, guard: bool = True, recogniser: str | None = None) -> None:
+    #: Steps whose harmed output the guard retries at these strengths before it drops the step: ``I + s (J - I)``.
+    #: For ``dcp`` that is a dehazing with the higher transmission ``1 / (s / t + 1 - s)``, a milder one (session
+    #: 31, ``docs/auto.md``). Not for ``dcp-night`` (its lamp rings stay visible at 0.6) nor ``dcp-dust`` (its colour
+    #: correction is no transmission; at 0.6 a real sand sky turned mint green).
+    milder: dict[str, tuple[float, ...]] = {"dcp": (0.6, 0.35)}
+
+    def __init__(self, guard: bool = True, recogniser: str | None = None, milder: bool = True) -> None:
         self.guard = bool(guard)
+        if not milder:
+            self.milder = {}
         self.recogniser = recogniser
         self.chain = Chain([], name="auto")
 
@@ -218,8 +230,17 @@ class Auto(Restorer):
             if self.guard:
                 verdict = judge_np(cur, out)
                 if not verdict.ok:
-                    notes.append(f"{name} dropped: it {verdict}".replace("it harmed:", "it harmed"))
-                    continue
+                    said = f"{verdict}".replace("harmed:", "harmed")
+                    for strength in self.milder.get(name, ()):
+                        mild = cur + strength * (out - cur)
+                        if judge_np(cur, mild).ok:
+                            st = dataclasses.replace(st, params={**st.params, "strength": strength})
+                            notes.append(f"{name} at strength {strength}: at full strength it {said}")
+                            out = mild
+                            break
+                    else:
+                        notes.append(f"{name} dropped: it {said}")
+                        continue
             kept.append(name)
             states.append(st)
             cur = out
