@@ -85,6 +85,7 @@ def main() -> None:
     ap.add_argument("--task-min-prob", default=None, help="e.g. night_haze=0.95: per-task minimum probabilities")
     ap.add_argument("--max-luma", default=None, help="e.g. low_light=0.3,night_haze=0.47: brighter ones unchanged")
     ap.add_argument("--dark-luma", type=float, default=None, help="darker photos always go to the network")
+    ap.add_argument("--guard", default=None, help="e.g. low_light=0.6/0.35: tasks the judge checks, and strengths")
     ap.add_argument("--only", nargs="+", default=None, help="score only these rows (a scratch comparison)")
     ap.add_argument("--out", default=str(RESULTS / "udair_gate"))
     args = ap.parse_args()
@@ -110,6 +111,9 @@ def main() -> None:
         learned.GATE_TASK_MIN_PROB = {
             k: float(v) for k, v in (kv.split("=") for kv in args.task_min_prob.split(",") if kv)
         }
+    if args.guard is not None:
+        pairs = (kv.split("=") for kv in args.guard.split(",") if kv)
+        learned.GATE_GUARD = {k: tuple(float(v) for v in vs.split("/") if v) for k, vs in pairs}
     if args.max_luma is not None:
         learned.GATE_MAX_LUMA = {k: float(v) for k, v in (kv.split("=") for kv in args.max_luma.split(",") if kv)}
     weights = args.weights or str(cs.models.weights_file("udair.allinone"))

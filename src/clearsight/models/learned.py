@@ -136,6 +136,10 @@ GATE_TASK_MIN_PROB = {"night_haze": 0.95}
 #: :data:`~clearsight.priors.base.DARK_LUMA`; 0.1 was tried on validation in session 30: the clean dim photos gained
 #: 0.39 dB, the real ``lol_train`` pairs lost 0.48, ``docs/allinone.md``).
 GATE_DARK_LUMA = DARK_LUMA
+#: Tasks whose result the gate checks on the preview with the judge (:func:`clearsight.judging.judge_np`); a harmed
+#: result is retried at these strengths (``x + s (y - x)``), and left out (the photo unchanged) when harmed at every
+#: one. Empty: no check.
+GATE_GUARD: dict[str, tuple[float, ...]] = {}
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -299,7 +303,26 @@ class NetworkRestorer(Restorer):
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
                 what |= {t: f"projected onto the input ({m} gain)" for t, m in GATE_PROJECTION.items()}
                 reason += f": {what[task]}" if task in what else ""
+            if params.get("task") in GATE_GUARD:
+                reason += self._guard(preview, params)
         return RestorerState(self.name, reason, params)
+
+    def _guard(self, preview: np.ndarray, params: dict) -> str:
+        """Judge the gated result on the preview; set ``params["strength"]`` (or the task to ``clean``) when it
+        harms. Returns what to add to the report."""
+        from ..judging import judge_np
+
+        out = self.process(preview, RestorerState(self.name, "", params))
+        verdict = judge_np(preview, out)
+        if verdict.ok:
+            return ""
+        said = f"{verdict}".replace("harmed:", "harmed")
+        for strength in GATE_GUARD[params["task"]]:
+            if judge_np(preview, preview + strength * (out - preview)).ok:
+                params["strength"] = strength
+                return f"; at strength {strength} (at full strength it {said})"
+        params["task"] = "clean"
+        return f"; left unchanged (it {said} at every strength)"
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
         task = state.params.get("task")
@@ -335,6 +358,9 @@ class NetworkRestorer(Restorer):
             res = out  # the clip below copies it anyway
         if task in GATE_TONE_TASKS:
             res = keep_tone(x, np.asarray(res, np.float32), GATE_SIGMA / scale)
+        strength = state.params.get("strength", 1.0)
+        if strength != 1.0:  # the gate's guard found the full result harmful (see _guard)
+            res = x + strength * (np.asarray(res, np.float32) - x)
         return np.clip(res, 0, 1).astype(np.float32)
 
     def __repr__(self) -> str:
