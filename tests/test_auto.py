@@ -105,6 +105,10 @@ def test_the_guard_falls_back_to_a_milder_dehazing(monkeypatch):
     assert "dcp at strength 0.35" in state.reason and "colour_cast" in state.reason
     np.testing.assert_allclose(out, x + 0.35 * (y - x), atol=1e-6)  # the blend the guard passed on the preview
     assert judge_np(x, out).ok
+    chain, frozen = auto.freeze(state)  # a video's later frames: the same step at the same strength
+    assert frozen.method == chain.name == "auto->dcp" and chain.strengths == {"dcp": 0.35}
+    again, _ = restore_array(x, chain)
+    np.testing.assert_allclose(again, out, atol=1e-6)
     strict = Auto(milder=False)  # without the fallback the step is dropped, as before
     strict.chain.models["dcp"] = tint
     out2, state2 = restore_array(x, strict)

@@ -85,10 +85,17 @@ class Chain(Restorer):
 
     description = "a fixed sequence of restorers"
 
-    def __init__(self, steps: list[str], models: dict[str, Restorer] | None = None, name: str = "chain") -> None:
+    def __init__(
+        self,
+        steps: list[str],
+        models: dict[str, Restorer] | None = None,
+        name: str = "chain",
+        strengths: dict[str, float] | None = None,
+    ) -> None:
         self.steps = list(steps)
         self.models = models if models is not None else {}
         self.name = name
+        self.strengths = dict(strengths or {})  # step -> strength below 1: x + s (step(x) - x) (Auto's milder steps)
 
     def model(self, step: str) -> Restorer:
         if step not in self.models:
@@ -113,7 +120,10 @@ class Chain(Restorer):
         cur, states = preview, []
         for s in self.steps:
             st = self.model(s).prepare(cur)
-            cur = self.model(s).process(cur, st)
+            if s in self.strengths:
+                st = dataclasses.replace(st, params={**st.params, "strength": self.strengths[s]})
+            out = self.model(s).process(cur, st)
+            cur = out if s not in self.strengths else cur + self.strengths[s] * (out - cur)
             states.append(st)
         return RestorerState(self.name, "", {}, self.nest(self.steps, states))
 
@@ -258,5 +268,10 @@ class Auto(Restorer):
         """A restorer that runs ``state``'s steps on every frame (re-estimating each step's global state), and
         ``state`` in its form: a video keeps its first frame's decisions."""
         steps = list(state.params.get("steps", []))
-        chain = Chain(steps, self.chain.models, name=f"auto->{state.method}")
+        strengths, st = {}, state.inner  # a step the guard ran milder stays milder on every frame
+        while st is not None:
+            if st.params.get("strength", 1.0) != 1.0:
+                strengths[st.method] = st.params["strength"]
+            st = st.inner
+        chain = Chain(steps, self.chain.models, name=f"auto->{state.method}", strengths=strengths)
         return chain, dataclasses.replace(state, method=chain.name)
