@@ -243,10 +243,12 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 def guarded_haze_threshold(root: Path, files, prob: np.ndarray, val_clean: np.ndarray, threshold: np.ndarray) -> float:
     """The lowest haze threshold (down to 0.5) at which ``CLEAN_PASS`` of the validation clean photos still come
     out of ``auto`` unchanged, counting its no-harm guard: a clean photo taken for hazy is changed only if the
-    judge keeps ``dcp``'s output (run on the preview, as ``auto`` does). The other labels keep their thresholds,
-    and a photo in which one of them is found counts as changed."""
+    judge keeps ``dcp``'s output (run on the preview, as ``auto`` does) at full strength or at one of the milder
+    strengths ``auto`` falls back to (:attr:`clearsight.models.auto.Auto.milder`, session 31). The other labels
+    keep their thresholds, and a photo in which one of them is found counts as changed."""
     from clearsight.judging import judge_np
     from clearsight.models import create_model
+    from clearsight.models.auto import Auto
     from clearsight.priors.base import make_preview
 
     dcp = create_model("dcp")
@@ -254,7 +256,8 @@ def guarded_haze_threshold(root: Path, files, prob: np.ndarray, val_clean: np.nd
     kept: dict[int, bool] = {}
     for i in np.where(val_clean & ~other & (prob[:, 1] >= 0.5) & (prob[:, 1] < threshold[1]))[0]:
         p = make_preview(_float(root / str(files[i])))
-        kept[int(i)] = judge_np(p, dcp.process(p, dcp.prepare(p))).ok
+        j = dcp.process(p, dcp.prepare(p))
+        kept[int(i)] = any(judge_np(p, p + s * (j - p)).ok for s in (1.0, *Auto.milder.get("dcp", ())))
     best = float(threshold[1])
     for t in np.arange(threshold[1], 0.5 - 1e-9, -0.01):
         hazy = val_clean & ~other & (prob[:, 1] >= t)
