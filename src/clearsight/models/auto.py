@@ -144,6 +144,8 @@ class Auto(Restorer):
     Args:
         guard: check every step on the preview and drop those that harm (default on).
         recogniser: path of a recogniser file (default: the shipped one).
+        milder: let the guard retry a harmed step at the milder strengths of :attr:`milder` before it drops it
+            (default on; off: a harmed step is dropped, as before session 31).
     """
 
     name = "auto"
@@ -160,8 +162,7 @@ class Auto(Restorer):
 
     def __init__(self, guard: bool = True, recogniser: str | None = None, milder: bool = True) -> None:
         self.guard = bool(guard)
-        if not milder:
-            self.milder = {}
+        self.milder = dict(type(self).milder) if milder else {}  # a copy: changing one instance's leaves the others
         self.recogniser = recogniser
         self.chain = Chain([], name="auto")
 
