@@ -26,9 +26,9 @@ demo: $(VENV)/.base
 	$(BIN)/clearsight demo -o $(DEMO_OUT)
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist), one file per process, each with one torch thread: on
-# 2 cores that took 450 s against 790 s for one process with two threads (most tests are small tensors, process
-# start-up and export tracing, which a second thread barely speeds up); two processes with two threads each
-# oversubscribed the cores and took 1046 s.
+# 2 cores its pytest took 357-450 s (session 31), where one process with two threads had needed 754-898 s of CI
+# (session 30; most tests are small tensors, process start-up and export tracing, which a second thread barely
+# speeds up); two processes with two threads each oversubscribed the cores and took 1046 s.
 TEST_WORKERS ?= 2
 test: $(VENV)/.dev
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile

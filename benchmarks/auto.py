@@ -34,6 +34,7 @@ from clearsight.io import load_image, to_tensor
 from clearsight.judging import judge_np
 from clearsight.metrics import psnr, ssim
 from clearsight.models import create_model
+from clearsight.models.auto import Chain
 from clearsight.runtime import tune_allocator
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,11 +92,7 @@ def main() -> int:
 
     def run(name: str, a: np.ndarray) -> tuple[np.ndarray, str]:
         out, state = restore_array(a, models[name])
-        st, milder = state.inner, []  # steps the guard ran at a milder strength, as "dcp@0.6"
-        while st is not None:
-            if isinstance(st.params, dict) and st.params.get("strength", 1.0) != 1.0:
-                milder.append(f"{st.method}@{st.params['strength']}")
-            st = st.inner
+        milder = [f"{k}@{v}" for k, v in Chain.strengths_of(state).items()]  # steps the guard ran milder: "dcp@0.6"
         return out, state.method + ("" if not milder else f" ({', '.join(milder)})")
 
     def montage(title: str, rows: list[tuple[str, list[np.ndarray], str]]) -> None:

@@ -246,7 +246,7 @@ def guarded_haze_threshold(root: Path, files, prob: np.ndarray, val_clean: np.nd
     judge keeps ``dcp``'s output (run on the preview, as ``auto`` does) at full strength or at one of the milder
     strengths ``auto`` falls back to (:attr:`clearsight.models.auto.Auto.milder`, session 31). The other labels
     keep their thresholds, and a photo in which one of them is found counts as changed."""
-    from clearsight.judging import judge_np
+    from clearsight.judging import first_unharmed
     from clearsight.models import create_model
     from clearsight.models.auto import Auto
     from clearsight.priors.base import make_preview
@@ -257,7 +257,7 @@ def guarded_haze_threshold(root: Path, files, prob: np.ndarray, val_clean: np.nd
     for i in np.where(val_clean & ~other & (prob[:, 1] >= 0.5) & (prob[:, 1] < threshold[1]))[0]:
         p = make_preview(_float(root / str(files[i])))
         j = dcp.process(p, dcp.prepare(p))
-        kept[int(i)] = any(judge_np(p, p + s * (j - p)).ok for s in (1.0, *Auto.milder.get("dcp", ())))
+        kept[int(i)] = first_unharmed(p, j, Auto.milder.get("dcp", ()))[0] is not None
     best = float(threshold[1])
     for t in np.arange(threshold[1], 0.5 - 1e-9, -0.01):
         hazy = val_clean & ~other & (prob[:, 1] >= t)

@@ -59,7 +59,7 @@ import numpy as np
 from ._errors import ClearsightError
 from .recognition import _crop, _flat_noise, _to_float, image_array
 
-__all__ = ["judge", "judge_np", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
+__all__ = ["judge", "judge_np", "first_unharmed", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
 
 HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze_added", "halo")
 
@@ -265,6 +265,21 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if s["halo"] > t["halo"]:
         harms.append("halo")
     return Verdict(harms, {k: round(float(v), 4) for k, v in s.items()})
+
+
+def first_unharmed(
+    before: np.ndarray, after: np.ndarray, strengths: tuple[float, ...] = ()
+) -> tuple[float | None, Verdict]:
+    """The first strength at which ``after`` is not harmed against ``before``: 1.0 (``after`` itself), else the first
+    of ``strengths`` whose blend ``before + s (after - before)`` passes, else ``None``; and the verdict on ``after``
+    at full strength (for the report). ``auto``'s guard and the UDAIR gate's use it."""
+    verdict = judge_np(before, after)
+    if verdict.ok:
+        return 1.0, verdict
+    for s in strengths:
+        if judge_np(before, before + s * (after - before)).ok:
+            return s, verdict
+    return None, verdict
 
 
 def harm_counts(counts: dict[str, int]) -> str:

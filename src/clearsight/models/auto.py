@@ -107,6 +107,16 @@ class Chain(Restorer):
         return sum(self.model(s).halo for s in self.steps)
 
     @staticmethod
+    def strengths_of(state: RestorerState) -> dict[str, float]:
+        """The steps of a nested state that run at a strength below 1, and their strengths."""
+        out, st = {}, state.inner
+        while st is not None:
+            if st.params.get("strength", 1.0) != 1.0:
+                out[st.method] = st.params["strength"]
+            st = st.inner
+        return out
+
+    @staticmethod
     def nest(steps: list[str], states: list[RestorerState]) -> RestorerState | None:
         """One state per step -> a nested state (step ``i + 1`` in the ``inner`` of step ``i``)."""
         inner = None
@@ -132,7 +142,7 @@ class Chain(Restorer):
         x = np.ascontiguousarray(x, np.float32)
         while st is not None:
             y = self.model(st.method).process(x, RestorerState(st.method, st.reason, st.params))
-            s = st.params.get("strength", 1.0) if isinstance(st.params, dict) else 1.0
+            s = st.params.get("strength", 1.0)
             x = y if s == 1.0 else (x + s * (y - x)).astype(np.float32, copy=False)
             st = st.inner
         return x
@@ -224,7 +234,7 @@ class Auto(Restorer):
     dark_luma = DARK_LUMA
 
     def _prepare(self, preview: np.ndarray, rec: Recognition) -> RestorerState:
-        from ..judging import judge_np
+        from ..judging import first_unharmed
 
         found, notes = list(rec.found), []
         luma = mean_luma(preview)
@@ -239,19 +249,15 @@ class Auto(Restorer):
             st = model.prepare(cur)
             out = model.process(cur, st)
             if self.guard:
-                verdict = judge_np(cur, out)
-                if not verdict.ok:
-                    said = f"{verdict}".replace("harmed:", "harmed")
-                    for strength in self.milder.get(name, ()):
-                        mild = cur + strength * (out - cur)
-                        if judge_np(cur, mild).ok:
-                            st = dataclasses.replace(st, params={**st.params, "strength": strength})
-                            notes.append(f"{name} at strength {strength}: at full strength it {said}")
-                            out = mild
-                            break
-                    else:
-                        notes.append(f"{name} dropped: it {said}")
-                        continue
+                strength, verdict = first_unharmed(cur, out, self.milder.get(name, ()))
+                said = f"{verdict}".replace("harmed:", "harmed")
+                if strength is None:
+                    notes.append(f"{name} dropped: it {said}")
+                    continue
+                if strength != 1.0:
+                    st = dataclasses.replace(st, params={**st.params, "strength": strength})
+                    notes.append(f"{name} at strength {strength}: at full strength it {said}")
+                    out = cur + strength * (out - cur)
             kept.append(name)
             states.append(st)
             cur = out
@@ -269,10 +275,6 @@ class Auto(Restorer):
         """A restorer that runs ``state``'s steps on every frame (re-estimating each step's global state), and
         ``state`` in its form: a video keeps its first frame's decisions."""
         steps = list(state.params.get("steps", []))
-        strengths, st = {}, state.inner  # a step the guard ran milder stays milder on every frame
-        while st is not None:
-            if st.params.get("strength", 1.0) != 1.0:
-                strengths[st.method] = st.params["strength"]
-            st = st.inner
+        strengths = Chain.strengths_of(state)  # a step the guard ran milder stays milder on every frame
         chain = Chain(steps, self.chain.models, name=f"auto->{state.method}", strengths=strengths)
         return chain, dataclasses.replace(state, method=chain.name)

@@ -310,19 +310,18 @@ class NetworkRestorer(Restorer):
     def _guard(self, preview: np.ndarray, params: dict) -> str:
         """Judge the gated result on the preview; set ``params["strength"]`` (or the task to ``clean``) when it
         harms. Returns what to add to the report."""
-        from ..judging import judge_np
+        from ..judging import first_unharmed
 
         out = self.process(preview, RestorerState(self.name, "", params))
-        verdict = judge_np(preview, out)
-        if verdict.ok:
-            return ""
+        strength, verdict = first_unharmed(preview, out, GATE_GUARD[params["task"]])
         said = f"{verdict}".replace("harmed:", "harmed")
-        for strength in GATE_GUARD[params["task"]]:
-            if judge_np(preview, preview + strength * (out - preview)).ok:
-                params["strength"] = strength
-                return f"; at strength {strength} (at full strength it {said})"
-        params["task"] = "clean"
-        return f"; left unchanged (it {said} at every strength)"
+        if strength is None:
+            params["task"] = "clean"
+            return f"; left unchanged (it {said} at every strength)"
+        if strength != 1.0:
+            params["strength"] = strength
+            return f"; at strength {strength} (at full strength it {said})"
+        return ""
 
     def process(self, x: np.ndarray, state: RestorerState) -> np.ndarray:
         task = state.params.get("task")
