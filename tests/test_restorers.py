@@ -59,7 +59,7 @@ def test_tiled_equals_untiled(name, dtype):
     halo_free = restorer.halo  # tiles must be larger than twice the overlap; the halo gives context
     hazy, _, _ = hazy_scene(300, 420, seed=3)
     if name == "dcp-night":
-        hazy = hazy * 0.3
+        hazy = _foggy_lamp(300, 420, seed=3)  # the lamps' glow is drawn the same in every tile
     if name == "dcp-dust":
         hazy = hazy * np.array([1.0, 0.8, 0.5], np.float32)
     scale = {np.uint8: 255, np.uint16: 65535, np.float32: 1}[dtype]
@@ -92,6 +92,45 @@ def test_restore_api_and_auto_choices():
     assert stats.cast_b > 25
     out = cs.restore(torch.from_numpy(day).permute(2, 0, 1)[None].float() / 255, model="dcp-auto")
     assert out.shape == (1, 3, 80, 100)
+
+
+def _foggy_lamp(h: int = 200, w: int = 260, seed: int = 0) -> np.ndarray:
+    """A dark hazy scene with a sodium lamp (a saturated 4-px core) in a glow that falls off over about 15 px."""
+    x = hazy_scene(h, w, seed=seed)[0] * 0.25
+    yy, xx = np.mgrid[:h, :w]
+    r2 = (xx - 0.6 * w) ** 2 + (yy - 0.3 * h) ** 2
+    glow = 0.6 / (1 + r2 / 14.0**2) + np.where(r2 <= 16, 1.0, 0.0)
+    return np.clip(x + glow[..., None] * np.array([1.0, 0.75, 0.45]), 0, 1).astype(np.float32)
+
+
+def _ring_depth(before: np.ndarray, after: np.ndarray, centre: tuple[float, float]) -> float:
+    """How far the mean luminance in rings around ``centre`` rises again, going outwards, after a dip (a dark
+    collar), as a share of its range; ``after``'s less ``before``'s."""
+    h, w = before.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    ring = (np.hypot(xx - centre[0], yy - centre[1]) // 4).astype(int)
+    keep = ring < 38
+
+    def dip(img: np.ndarray) -> float:
+        prof = np.bincount(ring[keep], img.mean(axis=2)[keep]) / np.maximum(np.bincount(ring[keep]), 1)
+        prof = prof[1:]
+        later = np.maximum.accumulate(prof[::-1])[::-1]
+        return float((later - prof).max() / (prof.max() - prof.min() + 1e-3))
+
+    return dip(after) - dip(before)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_night_keeps_a_lamps_glow_without_rings(seed):
+    x = _foggy_lamp(seed=seed)
+    centre = (0.6 * 260, 0.3 * 200)
+    out, state = cs.create_model("dcp-night").restore_np(x)
+    assert len(state.params["lamps"]) >= 1 and "glow kept" in state.reason
+    # the window's maximum as airlight (sessions 5-31) draws a dark collar round the lamp; the glow layer does not
+    old, _ = cs.create_model("dcp-night", glow_lamps=0).restore_np(x)
+    assert _ring_depth(x, old, centre) > 0.15
+    assert _ring_depth(x, out, centre) < 0.1
+    assert out.mean() > 1.3 * x.mean()  # still brightened
 
 
 def test_night_brightens_and_dust_removes_cast():

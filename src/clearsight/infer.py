@@ -21,7 +21,7 @@ import torch
 
 from ._checks import check_image
 from .models import create_model
-from .priors.base import Restorer, RestorerState
+from .priors.base import Restorer, RestorerState, tile_region
 
 __all__ = [
     "AUTO_TILE_PIXELS",
@@ -152,7 +152,8 @@ def restore_array(
         for j, x0 in enumerate(xs):
             x1 = min(x0 + tile, w)
             ex0, ex1 = max(0, x0 - halo), min(w, x1 + halo)
-            res = restorer.process(_to_float(arr[ey0:ey1, ex0:ex1], scale), state)
+            with tile_region(ey0, ex0, h, w):
+                res = restorer.process(_to_float(arr[ey0:ey1, ex0:ex1], scale), state)
             core = res[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
             band[y0 - p0 : y1 - p0, x0:x1] += core * wys[i][:, None, None] * wxs[j][None, :, None]
             done += 1

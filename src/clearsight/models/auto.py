@@ -166,7 +166,8 @@ class Auto(Restorer):
 
     #: Steps whose harmed output the guard retries at these strengths before it drops the step: ``I + s (J - I)``.
     #: For ``dcp`` that is a dehazing with the higher transmission ``1 / (s / t + 1 - s)``, a milder one (session
-    #: 31, ``docs/auto.md``). Not for ``dcp-night`` (its lamp rings stay visible at 0.6) nor ``dcp-dust`` (its colour
+    #: 31, ``docs/auto.md``). Not for ``dcp-night`` (session 31: its lamp rings stayed visible at 0.6; it keeps lamps'
+    #: glow apart since session 32, and the fallback has not been validated for it since) nor ``dcp-dust`` (its colour
     #: correction is no transmission; at 0.6 a real sand sky turned mint green).
     milder: dict[str, tuple[float, ...]] = {"dcp": (0.6, 0.35)}
 

@@ -9,10 +9,15 @@ A restorer splits its work in two:
 * :meth:`Restorer.process` restores a float32 ``(H, W, 3)`` array (the whole image or one tile with
   ``halo`` pixels of context on each side) given that state. Everything it does is local within
   ``halo`` pixels, so a tile processed with its halo equals the same region of the whole image.
+  A state may also describe something placed in the image (``dcp-night``'s lamps and their glow);
+  :func:`current_region` tells :meth:`Restorer.process` where its array lies in the whole image.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +27,16 @@ import torch
 
 from .._checks import check_image
 
-__all__ = ["Restorer", "RestorerState", "make_preview", "mean_luma", "PREVIEW_SIZE", "DARK_LUMA"]
+__all__ = [
+    "Restorer",
+    "RestorerState",
+    "make_preview",
+    "mean_luma",
+    "PREVIEW_SIZE",
+    "DARK_LUMA",
+    "tile_region",
+    "current_region",
+]
 
 #: Long side, in pixels, of the preview on which global quantities are estimated.
 PREVIEW_SIZE = 640
@@ -32,6 +46,27 @@ PREVIEW_SIZE = 640
 #: never holds them back. 23 of the 24 ``lowlight/lol_train`` inputs are under it; a dim but exposed photo
 #: brightened loses fidelity (PolyU's dim crops lost 5-9 dB).
 DARK_LUMA = 0.15
+
+
+_REGION: ContextVar[tuple[int, int, int, int] | None] = ContextVar("clearsight_tile_region", default=None)
+
+
+@contextmanager
+def tile_region(y0: int, x0: int, height: int, width: int) -> Iterator[None]:
+    """Within this block, :meth:`Restorer.process` is given the part of a ``height x width`` image whose top-left
+    pixel is ``(y0, x0)`` (the tiling engine sets it around each tile)."""
+    token = _REGION.set((int(y0), int(x0), int(height), int(width)))
+    try:
+        yield
+    finally:
+        _REGION.reset(token)
+
+
+def current_region(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``(y0, x0, height, width)``: where an array of ``shape`` lies in the whole image; the whole image itself
+    outside a :func:`tile_region` block."""
+    region = _REGION.get()
+    return region if region is not None else (0, 0, int(shape[0]), int(shape[1]))
 
 
 def mean_luma(x: np.ndarray) -> float:
