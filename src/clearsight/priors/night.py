@@ -129,6 +129,10 @@ def glow_lamps_np(x: np.ndarray, most: int = 8, quantile: float = 0.2, reach: fl
     lamps = []
     for cx, cy, radius in _lamp_blobs(y, most):
         r = np.hypot(xx - cx, yy - cy)
+        # a light source stands out from its surroundings; a bright cloud in a daylit sky does not
+        around = (r > radius + 0.04 * diag) & (r < radius + 0.06 * diag)
+        if not around.any() or np.median(y[around]) > 0.5 * float(y[r <= radius + 1].max()):
+            continue
         idx = np.minimum(r / step, nbins - 1).astype(np.int64).ravel()
         counts = np.bincount(idx, minlength=nbins)
         values = rest.ravel()[np.lexsort((rest.ravel(), idx))]  # by ring, then by value within the ring
@@ -141,6 +145,9 @@ def glow_lamps_np(x: np.ndarray, most: int = 8, quantile: float = 0.2, reach: fl
         core = min(int(np.ceil(radius / step)) + 1, nbins - 1)
         prof[:core] = prof[core]
         prof = np.maximum(prof - prof[-1], 0.0)
+        # and fades out smoothly over the last quarter of its reach: a kink in the glow would be amplified by 1 / t
+        fade = np.clip((nbins - 1 - np.arange(nbins)) / (0.25 * nbins), 0.0, 1.0)
+        prof *= (0.5 - 0.5 * np.cos(np.pi * fade)).astype(np.float32)
         if prof[0] <= 1e-3:
             continue
         ring = (r > radius + 2) & (r < radius + 10)
@@ -170,12 +177,15 @@ def render_glow_np(lamps: list[dict], shape: tuple[int, ...], region: tuple[int,
     ys = np.arange(y0, y0 + h, dtype=np.float32)[:, None]
     xs = np.arange(x0, x0 + w, dtype=np.float32)[None, :]
     for lamp in lamps:
-        prof = np.asarray(lamp["profile"], np.float32)
-        radii = np.arange(prof.size, dtype=np.float32) * np.float32(lamp["step"] * diag)
-        r = np.sqrt((xs - np.float32(lamp["x"] * full_w - 0.5)) ** 2 + (ys - np.float32(lamp["y"] * full_h - 0.5)) ** 2)
-        if float(r.min()) >= radii[-1]:
+        prof = np.append(np.asarray(lamp["profile"], np.float32), np.float32(0.0))  # zero beyond the reach
+        cx, cy = np.float32(lamp["x"] * full_w - 0.5), np.float32(lamp["y"] * full_h - 0.5)
+        pos = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
+        pos *= np.float32(1.0 / (lamp["step"] * diag))  # radius in profile steps
+        if float(pos.min()) >= prof.size - 2:
             continue
-        g = np.interp(r, radii, prof, right=0.0).astype(np.float32)
+        i0 = np.minimum(pos.astype(np.int32), prof.size - 2)
+        frac = np.minimum(pos - i0, np.float32(1.0))
+        g = prof[i0] + frac * (prof[i0 + 1] - prof[i0])  # linear interpolation, in float32
         glow += g[:, :, None] * np.asarray(lamp["colour"], np.float32)
     return glow
 
