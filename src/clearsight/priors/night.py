@@ -26,11 +26,13 @@ lamp. Following the glow-layer separation of Li, Tan and Brown (ICCV 2015), the 
 unchanged at the end:
 
 0. on the preview, each compact bright source (at most ``glow_lamps``: the brightest 2%, at least 0.6, in blobs under
-   0.5% of the image) gets a glow: the ``glow_quantile`` of the luminance in rings around it (a low quantile, so that
-   the scene lit around the lamp does not count), smoothed along the radius, made non-increasing outwards, less its
-   level at ``glow_reach`` of the diagonal, in the colour of the light just outside the lamp. Lamps are taken one
-   after another on what the previous glows left. The state keeps them in coordinates relative to the image, so every
-   tile (:func:`~clearsight.priors.base.current_region`) draws the same glow;
+   0.5% of the image) that stands out from its surroundings (median luminance 4-6% of the diagonal away at most half
+   its peak) gets a glow: the ``glow_quantile`` of the luminance in rings around it (a low quantile, so that the
+   scene lit around the lamp does not count), smoothed along the radius, made non-increasing outwards, less its level
+   at ``glow_reach`` of the diagonal (faded out over the last quarter of that reach), in the colour of the light just
+   outside the lamp. Lamps are taken one after another on what the previous glows left. The state keeps them in
+   coordinates relative to the image, so every tile (:func:`~clearsight.priors.base.current_region`) draws the same
+   glow;
 1. steps 1-4 run on ``I - G`` (``G`` at most 0.9 of the slightly smoothed image), and ``G`` is added back before the
    brightness step: the lamp keeps its glow and its colour.
 
