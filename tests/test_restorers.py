@@ -4,9 +4,10 @@ import torch
 from conftest import hazy_scene, scene, to_u8
 
 import clearsight as cs
-from clearsight.infer import restore_array, tile_starts
+from clearsight.infer import balanced_tile, restore_array, tile_starts
 from clearsight.metrics import psnr
 from clearsight.priors import ClassicalAuto, estimate_airlight_np, scene_stats_np
+from clearsight.priors.base import Restorer, RestorerState
 
 CLASSICAL = ["dcp", "dcp-night", "dcp-dust", "dcp-auto", "auto"]
 
@@ -79,6 +80,32 @@ def test_tile_starts_cover_and_overlap():
             s = tile_starts(length, tile, ov)
             assert s[0] == 0 and s[-1] + min(tile, length) == length
             assert all(b - a <= tile - ov for a, b in zip(s, s[1:]))
+
+
+def test_tiles_are_balanced_so_a_network_does_not_run_twice_over_most_of_the_image():
+    for length in (100, 1080, 1920, 1025, 4097):
+        for tile, ov in ((128, 16), (1024, 32)):
+            size = balanced_tile(length, tile, ov)
+            starts = tile_starts(length, size, ov)
+            assert size <= tile and len(starts) == len(tile_starts(length, tile, ov))
+            assert starts[-1] + size == length and all(b - a <= size - ov for a, b in zip(starts, starts[1:]))
+    assert balanced_tile(1080, 1024, 32) == 556  # not 1024: two tiles overlapping by 968 rows
+
+    class Count(Restorer):  # records how many pixels each call sees
+        def __init__(self):
+            self.pixels = 0
+
+        def prepare(self, preview):
+            return RestorerState("count")
+
+        def process(self, x, state):
+            self.pixels += x.shape[0] * x.shape[1]
+            return x
+
+    counter = Count()
+    x = np.random.default_rng(0).random((1080, 1920, 3)).astype(np.float32)
+    out, _ = restore_array(x, counter, tile=1024, overlap=32)
+    assert np.allclose(out, x, atol=1e-6) and counter.pixels < 1.1 * x.shape[0] * x.shape[1]
 
 
 def test_restore_api_and_auto_choices():
