@@ -113,3 +113,47 @@ def test_restore_cli_on_a_video_keeps_frames_size_and_fps_and_never_overwrites(t
 def test_video_output_suffix():
     assert video_output_suffix("a.MOV") == ".mov" and video_output_suffix("a.webm") == ".mp4"
     assert video_output_suffix("a.avi") == ".avi"
+
+
+def _night_frame(core: float) -> np.ndarray:
+    """A dark hazy street with a lamp whose glow is the same in every frame and whose core is ``core`` bright (a lamp
+    found at 1.0, not at 0.5: the detection switches between such frames)."""
+    x = hazy_scene(200, 260, seed=0)[0] * 0.25
+    yy, xx = np.mgrid[:200, :260]
+    r2 = (xx - 156) ** 2 + (yy - 60) ** 2
+    glow = 0.45 / (1 + r2 / 14.0**2)
+    x = x + glow[..., None] * np.array([1.0, 0.75, 0.45])
+    x[r2 <= 16] = core
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def test_a_lamp_found_in_one_frame_and_missed_in_the_next_does_not_flicker():
+    import dataclasses
+
+    from clearsight.infer import restore_array
+    from clearsight.models import create_model
+
+    night = create_model("dcp-night")
+    a, b = _night_frame(1.0), _night_frame(0.5)
+    sa, sb = night.prepare_image(a), night.prepare_image(b)
+    assert len(sa.params["lamps"]) == 1 and sb.params["lamps"] == []
+    smoothed = smooth_state(sa, sb, 0.9)
+    kept = smoothed.params["lamps"]  # the lamp missed in frame b keeps 0.9 of its glow
+    assert len(kept) == 1 and np.allclose(
+        kept[0]["profile"], 0.9 * np.asarray(sa.params["lamps"][0]["profile"]), atol=1e-4
+    )
+    back = smooth_state(sb, sa, 0.9).params["lamps"]  # and a lamp found again fades in
+    assert np.allclose(back[0]["profile"], 0.1 * np.asarray(sa.params["lamps"][0]["profile"]), atol=1e-4)
+
+    # frame b as it would look if the lamp had stayed found, against switching its glow off
+    def out(lamps):
+        return restore_array(b, night, state=dataclasses.replace(smoothed, params={**smoothed.params, "lamps": lamps}))[
+            0
+        ]
+
+    steady = out(sa.params["lamps"])
+    yy, xx = np.mgrid[:200, :260]
+    around = (np.hypot(xx - 156, yy - 60) > 6) & (np.hypot(xx - 156, yy - 60) < 60)
+    jump = float(np.abs(out([]) - steady)[around].mean())
+    faded = float(np.abs(out(kept) - steady)[around].mean())
+    assert jump > 0.01 and faded < 0.2 * jump, (jump, faded)

@@ -6,7 +6,8 @@ jump from frame to frame, and the result flickers. :func:`restore_video` therefo
 
 * lets ``auto`` pick its method on the first frame and keeps it for the whole clip;
 * carries every numeric global parameter of the restorer's state from frame to frame with an exponential
-  moving average (``smooth``, the weight of the past; 0 restores each frame on its own);
+  moving average (``smooth``, the weight of the past; 0 restores each frame on its own), ``dcp-night``'s lamps
+  too: matched by position, a lamp found in one frame and missed in the next has its glow faded, not switched;
 * streams: one frame in memory at a time, decoded and encoded with OpenCV (whose wheel carries FFmpeg), written
   to a hidden partial file that replaces the output only when the clip is complete.
 
@@ -28,6 +29,7 @@ import numpy as np
 from ._errors import ClearsightError
 from .infer import restore_array
 from .priors.base import Restorer, RestorerState
+from .priors.night import blend_lamps, is_lamps
 
 __all__ = ["VIDEO_EXTENSIONS", "is_video", "video_output_suffix", "iter_frames", "smooth_state", "restore_video"]
 
@@ -52,6 +54,8 @@ def _blend(old, new, weight: float):
     number = (int, float, np.floating, np.integer)
     if isinstance(new, bool) or isinstance(old, bool):
         return new
+    if is_lamps(new) and is_lamps(old):  # dcp-night's lamps: matched by position, their glow fades in and out
+        return blend_lamps(old, new, weight)
     if isinstance(new, number) and isinstance(old, number):
         return weight * float(old) + (1 - weight) * float(new)
     if isinstance(new, (np.ndarray, list, tuple)):

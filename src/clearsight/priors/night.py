@@ -50,7 +50,7 @@ from .base import Restorer, RestorerState, current_region
 from .dcp import dcp_transmission_np, recover_np
 from .filters import guided_filter_np, max_filter_np
 
-__all__ = ["NightDCP", "NightConfig", "local_airlight_np", "glow_lamps_np", "render_glow_np"]
+__all__ = ["NightDCP", "NightConfig", "local_airlight_np", "glow_lamps_np", "render_glow_np", "blend_lamps", "is_lamps"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,44 @@ def render_glow_np(lamps: list[dict], shape: tuple[int, ...], region: tuple[int,
         g = prof[i0] + frac * (prof[i0 + 1] - prof[i0])  # linear interpolation, in float32
         glow += g[:, :, None] * np.asarray(lamp["colour"], np.float32)
     return glow
+
+
+def is_lamps(value) -> bool:
+    """Whether ``value`` is a list of lamps (:func:`glow_lamps_np`)."""
+    return isinstance(value, list) and all(isinstance(v, dict) and "profile" in v for v in value)
+
+
+def blend_lamps(old: list[dict], new: list[dict], weight: float, match: float = 0.03) -> list[dict]:
+    """Lamps of consecutive video frames carried with an exponential moving average (``weight``: the past's).
+
+    A lamp of ``new`` within ``match`` (share of the width and height) of one of ``old`` has its centre, size, colour
+    and glow averaged with it; a lamp found in only one of the two fades: a new one enters at ``1 - weight`` of its
+    glow, a lost one keeps ``weight`` of its own (dropped once faint). A lamp found in one frame and missed in the
+    next therefore changes the glow by a fraction, instead of switching it on and off (a flicker around the lamp).
+    """
+    out, used = [], set()
+    for lamp in new:
+        dist = [
+            np.hypot(o["x"] - lamp["x"], o["y"] - lamp["y"]) if i not in used else np.inf for i, o in enumerate(old)
+        ]
+        i = int(np.argmin(dist)) if dist else -1
+        if i >= 0 and dist[i] <= match:
+            used.add(i)
+            o = old[i]
+            mixed = {k: weight * o[k] + (1 - weight) * lamp[k] for k in ("x", "y", "radius", "step")}
+            n = max(len(o["profile"]), len(lamp["profile"]))
+            po, pn = (np.pad(np.asarray(p, np.float64), (0, n - len(p))) for p in (o["profile"], lamp["profile"]))
+            mixed["profile"] = [round(float(v), 5) for v in weight * po + (1 - weight) * pn]
+            mixed["colour"] = [
+                round(float(weight * a + (1 - weight) * b), 4) for a, b in zip(o["colour"], lamp["colour"])
+            ]
+            out.append(mixed)
+        else:
+            out.append({**lamp, "profile": [round(float(v) * (1 - weight), 5) for v in lamp["profile"]]})
+    for i, o in enumerate(old):
+        if i not in used and max(o["profile"], default=0.0) * weight > 2e-3:
+            out.append({**o, "profile": [round(float(v) * weight, 5) for v in o["profile"]]})
+    return out
 
 
 def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
