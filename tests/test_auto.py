@@ -226,6 +226,9 @@ def test_judge_finds_rings_around_lamps():
     assert judge_np(before, before).ok
     assert "halo" in judge_np(before, after).harms
     assert "halo" not in judge_np(before, after, {"halo": 10.0}).harms  # the threshold is what decides
+    # a contrast change around the lamps (a dehazing, a brightening) is no ring
+    assert "halo" not in judge_np(before, np.clip(1.4 * before - 0.15, 0, 1)).harms
+    assert "halo" not in judge_np(before, np.clip(0.8 * before + 0.1, 0, 1)).harms
 
 
 def test_judge_and_identify_commands(tmp_path):

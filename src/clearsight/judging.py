@@ -31,10 +31,15 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    near-black pixels (mean gradient, AFTER against BEFORE) fell below ``shadow`` of its value:
                    shadows crushed flat, not merely deepened
 ``haze_added``     dark channel mean up by more than ``haze`` while contrast (luma std) fell by ``contrast``
-``halo``           within 15 px of compact bright sources (the brightest 2%, in blobs under 0.5% of the
-                   image: lamps, windows), AFTER leaves the local range of its
-                   best locally affine prediction from BEFORE by more than ``halo`` of its contrast (99th
-                   percentile): rings, dark collars, blotches
+``halo``           around compact bright sources (the brightest 2%, in blobs under 0.5% of the image: lamps,
+                   windows), the part of AFTER that an affine function of BEFORE does not explain, averaged
+                   in rings out to 40 px, has a well (a ring below the highest rings inside and outside it)
+                   deeper than ``halo`` of AFTER's contrast (luma std + 0.02): rings and dark collars
+                   (session 32; until then the test below was the halo test)
+``blotches``       within 15 px of those sources, AFTER leaves the local range of its best locally affine
+                   prediction from BEFORE by more than ``blotches`` of its contrast (99th percentile): blotchy
+                   and blocky skies around bright fragments (textbook DCP's bands over a smog sky), and rings;
+                   it also fires on a correct dehazing whose sky fragments reveal clouds
 =================  =========================================================================================
 
 Both images are compared on the same grid: AFTER is resized to BEFORE's size if they differ, and both are
@@ -61,7 +66,7 @@ from .recognition import _crop, _flat_noise, _to_float, image_array
 
 __all__ = ["judge", "judge_np", "first_unharmed", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
 
-HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze_added", "halo")
+HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze_added", "halo", "blotches")
 
 #: Decision thresholds (see the module docstring).
 THRESHOLDS = {
@@ -78,7 +83,8 @@ THRESHOLDS = {
     "shadow": 0.5,
     "haze": 0.08,
     "contrast": 0.15,
-    "halo": 0.45,
+    "halo": 0.32,
+    "blotches": 0.45,
 }
 
 _PREVIEW = 640
@@ -114,6 +120,46 @@ def _preview(x: np.ndarray) -> np.ndarray:
 
 def _grad(y: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1))
+
+
+def _ring_well(yb: np.ndarray, ya: np.ndarray, reach: int = 40, step: int = 2) -> float:
+    """The deepest ring around a compact light source that AFTER has and BEFORE does not explain (session 32).
+
+    Light sources: the brightest 2% of BEFORE (at least 0.6), in blobs under 0.5% of the image (lamps, windows, the
+    sun; a bright sky or wall is not one). Around each, within ``reach`` px of its edge (other bright pixels left
+    out), AFTER's luminance is fitted as one affine function of BEFORE's (a dehazing, a brightening or a contrast
+    change is affine there and leaves nothing), and the residual is averaged in ``step``-px rings. A ring or a dark
+    collar is a well in that profile: a ring lower than the highest one inside it and the highest one outside it.
+    Returns the deepest well over the sources (luminance units; 0 when there is none)."""
+    hb = cv2.GaussianBlur(yb, (0, 0), 1.0)
+    bright = (hb >= max(0.6, float(np.percentile(hb, 98)))).astype(np.uint8)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    h, w = yb.shape
+    deepest = 0.0
+    for i in range(1, n):
+        area = stats[i, cv2.CC_STAT_AREA]
+        if area >= 0.005 * bright.size:
+            continue
+        cx, cy = centres[i]
+        radius = float(np.sqrt(area / np.pi))
+        x0, x1 = int(max(0, cx - radius - reach)), int(min(w, cx + radius + reach + 1))
+        y0, y1 = int(max(0, cy - radius - reach)), int(min(h, cy + radius + reach + 1))
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        r = np.hypot(xx - cx, yy - cy) - radius
+        near = (r >= 0) & (r < reach) & (labels[y0:y1, x0:x1] == 0)
+        if near.sum() < 50:
+            continue
+        bb, aa = yb[y0:y1, x0:x1][near], ya[y0:y1, x0:x1][near]
+        design = np.stack([bb, np.ones_like(bb)], 1)
+        coef, *_ = np.linalg.lstsq(design, aa, rcond=None)
+        ring = (r[near] // step).astype(np.int64)
+        count = np.bincount(ring, minlength=reach // step)
+        prof = (np.bincount(ring, aa - design @ coef, minlength=reach // step) / np.maximum(count, 1))[count >= 5]
+        if prof.size < 5:
+            continue
+        inside, outside = np.maximum.accumulate(prof), np.maximum.accumulate(prof[::-1])[::-1]
+        deepest = max(deepest, float((np.minimum(inside, outside) - prof).max()))
+    return deepest
 
 
 def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float] | None = None) -> Verdict:
@@ -241,8 +287,13 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     s["contrast_change"] = float(ya.std() / max(yb.std(), 1e-4) - 1)
     if s["dark_mean_change"] > t["haze"] and s["contrast_change"] < -t["contrast"]:
         harms.append("haze_added")
-    # halos and rings around bright regions: after, beyond the local range of its best locally affine
-    # prediction from before (smoothed, so that noise does not count), in a 15-px band around the brightest 2%
+    # rings and dark collars around compact light sources: a radial well in what BEFORE does not predict of AFTER
+    s["halo"] = _ring_well(yb, ya) / (float(ya.std()) + 0.02)
+    if s["halo"] > t["halo"]:
+        harms.append("halo")
+    # blotches near them: after, beyond the local range of its best locally affine prediction from before
+    # (smoothed, so that noise does not count), in a 15-px band around the compact bright sources (the halo test of
+    # sessions 25-31)
     hb_, ha_ = cv2.GaussianBlur(yb, (0, 0), 1.0), cv2.GaussianBlur(ya, (0, 0), 1.0)
     r = max(4, round(min(yb.shape) / 12))
     box = (2 * r + 1, 2 * r + 1)
@@ -261,9 +312,9 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     small[1:] = stats[1:, cv2.CC_STAT_AREA] < 0.005 * lamps.size
     lamps = small[labels].astype(np.uint8)
     band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
-    s["halo"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
-    if s["halo"] > t["halo"]:
-        harms.append("halo")
+    s["blotches"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
+    if s["blotches"] > t["blotches"]:
+        harms.append("blotches")
     return Verdict(harms, {k: round(float(v), 4) for k, v in s.items()})
 
 
