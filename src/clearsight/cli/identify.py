@@ -109,8 +109,8 @@ def add_judge(sub) -> None:
         help="say whether a restoration harmed each image",
         description="Compare BEFORE with AFTER (two files, or two folders matched by file name) and print one line "
         "per pair: ok, or harmed with the harms found (colour_cast, noise, detail_lost, clipped, over_dehazed, "
-        "haze_added, halo). Thresholds: docs/judge.md. Exit code 0 when every pair was judged (harmed or not), "
-        "1 when a pair could not be read.",
+        "haze_added, halo, blotches). Thresholds: docs/auto.md, 'The judge'. Exit code 0 when every pair was judged "
+        "(harmed or not), 1 when a pair could not be read.",
     )
     jd.add_argument("before", metavar="BEFORE", help="the input image, or a folder of them")
     jd.add_argument("after", metavar="AFTER", help="the restored image, or a folder with the same file names")
