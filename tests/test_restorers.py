@@ -106,6 +106,8 @@ def test_tiles_are_balanced_so_a_network_does_not_run_twice_over_most_of_the_ima
     x = np.random.default_rng(0).random((1080, 1920, 3)).astype(np.float32)
     out, _ = restore_array(x, counter, tile=1024, overlap=32)
     assert np.allclose(out, x, atol=1e-6) and counter.pixels < 1.1 * x.shape[0] * x.shape[1]
+    # a network whose attention spans the tile keeps tiles of the full size; the convolutional denoiser does not
+    assert not cs.create_model("corun.haze").balanced_tiles and cs.create_model("ffdnet.denoise").balanced_tiles
 
 
 def test_restore_api_and_auto_choices():

@@ -139,7 +139,9 @@ def restore_array(
         return _quantize(out, arr.dtype, scale), state
 
     halo = restorer.halo
-    th, tw = balanced_tile(h, tile, overlap), balanced_tile(w, tile, overlap)
+    th, tw = tile, tile
+    if getattr(restorer, "balanced_tiles", True):
+        th, tw = balanced_tile(h, tile, overlap), balanced_tile(w, tile, overlap)
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     wys = [_ramp(y, min(th, h - y), h, overlap) for y in ys]
     wxs = [_ramp(x, min(tw, w - x), w, overlap) for x in xs]

@@ -115,6 +115,11 @@ class Restorer:
     name: str = "restorer"
     description: str = ""
 
+    #: Whether the tiling engine may cut an image into tiles smaller than the requested size, as equal as their count
+    #: allows (:func:`clearsight.infer.balanced_tile`). True where a tile with its halo gives the whole image's result;
+    #: a network with attention over the whole tile sets it False and keeps tiles of the full size.
+    balanced_tiles: bool = True
+
     @property
     def halo(self) -> int:
         """Context, in pixels, that :meth:`process` needs around a tile for an exact result."""
