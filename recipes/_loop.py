@@ -18,7 +18,7 @@ def add_training_options(
 ) -> None:
     """The options every such recipe takes, with its own defaults."""
     ap.add_argument("--out", default=out, help="run folder (checkpoint, logs, best weights)")
-    ap.add_argument("--preset", default="cpu", choices=["cpu", "paper", "tiny"])
+    ap.add_argument("--preset", default="cpu", choices=["cpu", "paper", "tiny", "fast"], help="fast: FFDNet only")
     ap.add_argument("--iters", type=int, default=iters)
     ap.add_argument("--batch", type=int, default=batch)
     ap.add_argument("--crop", type=int, default=crop)

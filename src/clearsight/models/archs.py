@@ -23,8 +23,9 @@ def build_arch(name: str, **args):
 
 
 def _config(cls, preset: str | None, label: str):
-    """The configuration of a ``paper``/``cpu``/``tiny`` preset of ``cls``, or its defaults without one."""
-    presets = ("paper", "cpu", "tiny")
+    """The configuration of a preset of ``cls`` (``paper``, ``cpu``, ``tiny``, and ``fast`` where it has one), or its
+    defaults without one."""
+    presets = tuple(p for p in ("paper", "cpu", "tiny", "fast") if hasattr(cls, p))
     if preset is not None and preset not in presets:
         raise ValueError(f"unknown {label} preset {preset!r} (choose {', '.join(presets)})")
     return getattr(cls, preset)() if preset else cls()

