@@ -169,27 +169,40 @@ def glow_lamps_np(x: np.ndarray, most: int = 8, quantile: float = 0.2, reach: fl
     return lamps
 
 
-def render_glow_np(lamps: list[dict], shape: tuple[int, ...], region: tuple[int, int, int, int]) -> np.ndarray:
+def render_glow_np(
+    lamps: list[dict], shape: tuple[int, ...], region: tuple[int, int, int, int], coarse: int = 4
+) -> np.ndarray:
     """The glow ``(h, w, 3)`` of ``lamps`` (:func:`glow_lamps_np`) over an array of ``shape`` that lies at
-    ``region`` ``(y0, x0, height, width)`` of the whole image."""
+    ``region`` ``(y0, x0, height, width)`` of the whole image.
+
+    The glow is smooth, so it is evaluated every ``coarse`` px of the whole image's grid (one sample per block, at the
+    block's centre; one block more on every side) and interpolated bilinearly, which is the same for a tile as for the
+    whole image and took a quarter of the time at 1920x1080 with 3 lamps."""
     h, w = int(shape[0]), int(shape[1])
     y0, x0, full_h, full_w = region
     diag = float(np.hypot(full_h, full_w))
-    glow = np.zeros((h, w, 3), np.float32)
-    ys = np.arange(y0, y0 + h, dtype=np.float32)[:, None]
-    xs = np.arange(x0, x0 + w, dtype=np.float32)[None, :]
+    i0, i1 = y0 // coarse - 1, -(-(y0 + h) // coarse) + 1  # coarse rows and columns covering the region, and one more
+    j0, j1 = x0 // coarse - 1, -(-(x0 + w) // coarse) + 1
+    ys = (np.arange(i0, i1, dtype=np.float32) * coarse + (coarse - 1) / 2)[:, None]
+    xs = (np.arange(j0, j1, dtype=np.float32) * coarse + (coarse - 1) / 2)[None, :]
+    small = np.zeros((i1 - i0, j1 - j0, 3), np.float32)
     for lamp in lamps:
         prof = np.append(np.asarray(lamp["profile"], np.float32), np.float32(0.0))  # zero beyond the reach
         cx, cy = np.float32(lamp["x"] * full_w - 0.5), np.float32(lamp["y"] * full_h - 0.5)
-        pos = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)
-        pos *= np.float32(1.0 / (lamp["step"] * diag))  # radius in profile steps
+        pos = np.sqrt((xs - cx) ** 2 + (ys - cy) ** 2) * np.float32(1.0 / (lamp["step"] * diag))  # in profile steps
         if float(pos.min()) >= prof.size - 2:
             continue
-        i0 = np.minimum(pos.astype(np.int32), prof.size - 2)
-        frac = np.minimum(pos - i0, np.float32(1.0))
-        g = prof[i0] + frac * (prof[i0 + 1] - prof[i0])  # linear interpolation, in float32
-        glow += g[:, :, None] * np.asarray(lamp["colour"], np.float32)
-    return glow
+        k = np.minimum(pos.astype(np.int32), prof.size - 2)
+        frac = np.minimum(pos - k, np.float32(1.0))
+        g = prof[k] + frac * (prof[k + 1] - prof[k])  # linear interpolation along the radius
+        small += g[:, :, None] * np.asarray(lamp["colour"], np.float32)
+    if not small.any():
+        return np.zeros((h, w, 3), np.float32)
+    # sample k of ``small`` lies at global position (i0 + k) coarse + (coarse - 1) / 2, so OpenCV's bilinear resize by
+    # ``coarse`` puts output pixel q at global position i0 coarse + q
+    big = cv2.resize(small, ((j1 - j0) * coarse, (i1 - i0) * coarse), interpolation=cv2.INTER_LINEAR)
+    oy, ox = y0 - i0 * coarse, x0 - j0 * coarse
+    return np.ascontiguousarray(big[oy : oy + h, ox : ox + w])
 
 
 def is_lamps(value) -> bool:
