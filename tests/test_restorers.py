@@ -162,6 +162,28 @@ def test_night_keeps_a_lamps_glow_without_rings(seed):
     assert out.mean() > 1.3 * x.mean()  # still brightened
 
 
+def test_night_glow_is_found_around_lamps_only_and_drawn_the_same_coarse():
+    from clearsight.priors.night import glow_lamps_np, render_glow_np
+
+    lamps = glow_lamps_np(_foggy_lamp())
+    assert len(lamps) == 1 and abs(lamps[0]["x"] - 0.6) < 0.02 and abs(lamps[0]["y"] - 0.3) < 0.02
+    assert lamps[0]["colour"][0] > lamps[0]["colour"][2]  # the sodium lamp's orange
+    # a bright cloud in a bright sky is no lamp (its surroundings are more than half as bright): taken for one, the
+    # sky's gradient became a glow whose end, subtracted before dehazing, drew arcs into dusk skies
+    yy, xx = np.mgrid[:200, :260]
+    sky = ((0.55 + 0.15 * yy / 199)[..., None] * np.array([0.9, 1.0, 1.15])).astype(np.float32)
+    for cx, cy in ((60, 40), (180, 70)):
+        sky[(xx - cx) ** 2 + (yy - cy) ** 2 <= 25] = 0.97
+    assert glow_lamps_np(sky) == []
+    # on a larger image the glow is drawn every 4 px and interpolated: close to the exact drawing, and a tile draws
+    # its part of the same glow
+    exact = render_glow_np(lamps, (800, 1040), (0, 0, 800, 1040), coarse=1)
+    coarse = render_glow_np(lamps, (800, 1040), (0, 0, 800, 1040))
+    assert exact.max() > 0.1 and 0 < np.abs(coarse - exact).max() < 0.02
+    part = render_glow_np(lamps, (170, 290), (137, 501, 800, 1040))
+    np.testing.assert_allclose(part, coarse[137:307, 501:791], atol=1e-6)
+
+
 def test_night_brightens_and_dust_removes_cast():
     dark = scene(80, 100) * 0.12
     out, _ = cs.create_model("dcp-night").restore_np(dark.astype(np.float32))
