@@ -91,3 +91,18 @@ def test_guided_filter_gradcheck():
 def test_dark_channel_rejects_even_patch():
     with pytest.raises(ValueError, match="odd"):
         dark_channel(torch.rand(1, 3, 8, 8), 4)
+
+
+def test_compact_lights_are_small_bright_blobs_largest_first():
+    from clearsight.priors.filters import compact_lights_np
+
+    y = np.full((120, 160), 0.2, np.float32)
+    y[:2] = 0.9  # a bright band along the top (1.7% of the image): bright, but not compact
+    yy, xx = np.mgrid[:120, :160]
+    y[(xx - 40) ** 2 + (yy - 70) ** 2 <= 4] = 1.0  # a small lamp
+    y[(xx - 120) ** 2 + (yy - 90) ** 2 <= 9] = 1.0  # a larger one
+    labels, table = compact_lights_np(y)
+    assert table.shape == (2, 4) and table[0, 3] > table[1, 3]  # largest first
+    assert abs(table[0, 1] - 120) < 1 and abs(table[0, 2] - 90) < 1 and abs(table[1, 1] - 40) < 1
+    assert labels[0, 80] > 0 and labels[0, 80] not in table[:, 0]  # the band is bright but left out
+    assert compact_lights_np(np.full((50, 50), 0.3, np.float32))[1].shape == (0, 4)  # nothing bright enough

@@ -62,6 +62,7 @@ import cv2
 import numpy as np
 
 from ._errors import ClearsightError
+from .priors.filters import compact_lights_np
 from .recognition import _crop, _flat_noise, _to_float, image_array
 
 __all__ = ["judge", "judge_np", "first_unharmed", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
@@ -131,16 +132,10 @@ def _ring_well(yb: np.ndarray, ya: np.ndarray, reach: int = 40, step: int = 2) -
     change is affine there and leaves nothing), and the residual is averaged in ``step``-px rings. A ring or a dark
     collar is a well in that profile: a ring lower than the highest one inside it and the highest one outside it.
     Returns the deepest well over the sources (luminance units; 0 when there is none)."""
-    hb = cv2.GaussianBlur(yb, (0, 0), 1.0)
-    bright = (hb >= max(0.6, float(np.percentile(hb, 98)))).astype(np.uint8)
-    n, labels, stats, centres = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    labels, table = compact_lights_np(yb)
     h, w = yb.shape
     deepest = 0.0
-    for i in range(1, n):
-        area = stats[i, cv2.CC_STAT_AREA]
-        if area >= 0.005 * bright.size:
-            continue
-        cx, cy = centres[i]
+    for _, cx, cy, area in table:
         radius = float(np.sqrt(area / np.pi))
         x0, x1 = int(max(0, cx - radius - reach)), int(min(w, cx + radius + reach + 1))
         y0, y1 = int(max(0, cy - radius - reach)), int(min(h, cy + radius + reach + 1))
@@ -304,13 +299,10 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     pred = cv2.blur(slope, box) * hb_ + cv2.blur(ma - slope * mb, box)
     k5 = np.ones((5, 5), np.uint8)
     over = np.maximum(ha_ - cv2.dilate(pred, k5), 0) + np.maximum(cv2.erode(pred, k5) - ha_, 0)
-    lamps = (hb_ >= max(0.6, float(np.percentile(hb_, 98)))).astype(np.uint8)
     # only compact light sources (lamps, windows, the sun): a bright sky or wall is not a lamp, and its edge
     # legitimately changes when haze is removed
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(lamps, connectivity=8)
-    small = np.zeros(n, bool)
-    small[1:] = stats[1:, cv2.CC_STAT_AREA] < 0.005 * lamps.size
-    lamps = small[labels].astype(np.uint8)
+    labels, table = compact_lights_np(yb)
+    lamps = np.isin(labels, table[:, 0].astype(labels.dtype)).astype(np.uint8)
     band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
     s["blotches"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
     if s["blotches"] > t["blotches"]:

@@ -35,6 +35,7 @@ __all__ = [
     "min_filter_np",
     "max_filter_np",
     "dark_channel_np",
+    "compact_lights_np",
     "GuidedFilter",
     "DarkChannel",
 ]
@@ -228,3 +229,21 @@ def dark_channel_np(x: np.ndarray, patch: int = 15) -> np.ndarray:
     """Dark channel of a float32 ``(H, W, 3)`` array: ``(H, W)``."""
     m = np.minimum(np.minimum(x[:, :, 0], x[:, :, 1]), x[:, :, 2])
     return min_filter_np(m, patch)
+
+
+def compact_lights_np(y: np.ndarray, floor: float = 0.6, share: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+    """Compact light sources of a luminance map ``(H, W)``: lamps, windows, the sun, not a bright sky or wall.
+
+    The brightest 2% of ``y`` smoothed by 1 px (and at least ``floor``), in 8-connected blobs smaller than ``share`` of
+    the image. Returns the blobs' ``labels`` map (0 outside the bright pixels; every bright pixel, compact or not, has
+    a label) and a table of the compact ones, one row ``(label, cx, cy, area)`` each, largest first. The judge's
+    ring and blotch tests and ``dcp-night``'s lamps use it.
+    """
+    smooth = cv2.GaussianBlur(y, (0, 0), 1.0)
+    bright = (smooth >= max(floor, float(np.percentile(smooth, 98)))).astype(np.uint8)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    area = stats[1:, cv2.CC_STAT_AREA]
+    ids = np.flatnonzero(area < share * bright.size) + 1
+    ids = ids[np.argsort(-area[ids - 1], kind="stable")]
+    table = np.stack([ids, centres[ids, 0], centres[ids, 1], area[ids - 1]], 1) if ids.size else np.zeros((0, 4))
+    return labels, table

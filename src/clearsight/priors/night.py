@@ -48,7 +48,7 @@ import numpy as np
 
 from .base import Restorer, RestorerState, current_region
 from .dcp import dcp_transmission_np, recover_np
-from .filters import guided_filter_np, max_filter_np
+from .filters import compact_lights_np, guided_filter_np, max_filter_np
 
 __all__ = ["NightDCP", "NightConfig", "local_airlight_np", "glow_lamps_np", "render_glow_np", "blend_lamps", "is_lamps"]
 
@@ -107,14 +107,10 @@ def local_airlight_np(x: np.ndarray, patch: int, radius: int, eps: float, presmo
 
 
 def _lamp_blobs(y: np.ndarray, most: int) -> list[tuple[float, float, float]]:
-    """Compact bright sources of a luminance map (the judge's lamps: the brightest 2%, at least 0.6, in blobs of 2
-    px to 0.5% of the image), largest first: ``(cx, cy, radius)`` in pixels."""
-    yb = cv2.GaussianBlur(y, (0, 0), 1.0)
-    bright = (yb >= max(0.6, float(np.percentile(yb, 98)))).astype(np.uint8)
-    _, _, stats, centres = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    area = stats[1:, cv2.CC_STAT_AREA]
-    keep = [i for i in np.argsort(-area, kind="stable") if 2 <= area[i] < 0.005 * bright.size][:most]
-    return [(float(centres[i + 1][0]), float(centres[i + 1][1]), float(np.sqrt(area[i] / np.pi))) for i in keep]
+    """Compact light sources of a luminance map (:func:`~clearsight.priors.filters.compact_lights_np`) of at least 2
+    px, largest first: ``(cx, cy, radius)`` in pixels."""
+    _, table = compact_lights_np(y)
+    return [(float(cx), float(cy), float(np.sqrt(a / np.pi))) for _, cx, cy, a in table if a >= 2][:most]
 
 
 def glow_lamps_np(x: np.ndarray, most: int = 8, quantile: float = 0.2, reach: float = 0.35) -> list[dict]:
