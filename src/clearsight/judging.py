@@ -123,16 +123,18 @@ def _grad(y: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1))
 
 
-def _ring_well(yb: np.ndarray, ya: np.ndarray, reach: int = 40, step: int = 2) -> float:
+def _ring_well(
+    yb: np.ndarray, ya: np.ndarray, labels: np.ndarray, table: np.ndarray, reach: int = 40, step: int = 2
+) -> float:
     """The deepest ring around a compact light source that AFTER has and BEFORE does not explain (session 32).
 
-    Light sources: the brightest 2% of BEFORE (at least 0.6), in blobs under 0.5% of the image (lamps, windows, the
-    sun; a bright sky or wall is not one). Around each, within ``reach`` px of its edge (other bright pixels left
-    out), AFTER's luminance is fitted as one affine function of BEFORE's (a dehazing, a brightening or a contrast
-    change is affine there and leaves nothing), and the residual is averaged in ``step``-px rings. A ring or a dark
-    collar is a well in that profile: a ring lower than the highest one inside it and the highest one outside it.
+    Light sources: ``labels`` and ``table`` of :func:`~clearsight.priors.filters.compact_lights_np` on BEFORE
+    (lamps, windows, the sun; a bright sky or wall is not one). Around each, within ``reach`` px of its edge (other
+    bright pixels left out), AFTER's luminance is fitted as one affine function of BEFORE's (a dehazing, a
+    brightening or a contrast change is affine there and leaves nothing), and the residual is averaged in
+    ``step``-px rings. A ring or a dark collar is a well in that profile: a ring lower than the highest one inside
+    it and the highest one outside it.
     Returns the deepest well over the sources (luminance units; 0 when there is none)."""
-    labels, table = compact_lights_np(yb)
     h, w = yb.shape
     deepest = 0.0
     for _, cx, cy, area in table:
@@ -283,7 +285,8 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if s["dark_mean_change"] > t["haze"] and s["contrast_change"] < -t["contrast"]:
         harms.append("haze_added")
     # rings and dark collars around compact light sources: a radial well in what BEFORE does not predict of AFTER
-    s["halo"] = _ring_well(yb, ya) / (float(ya.std()) + 0.02)
+    labels, table = compact_lights_np(yb)  # lamps, windows, the sun: for this test and the next
+    s["halo"] = _ring_well(yb, ya, labels, table) / (float(ya.std()) + 0.02)
     if s["halo"] > t["halo"]:
         harms.append("halo")
     # blotches near them: after, beyond the local range of its best locally affine prediction from before
@@ -301,7 +304,6 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     over = np.maximum(ha_ - cv2.dilate(pred, k5), 0) + np.maximum(cv2.erode(pred, k5) - ha_, 0)
     # only compact light sources (lamps, windows, the sun): a bright sky or wall is not a lamp, and its edge
     # legitimately changes when haze is removed
-    labels, table = compact_lights_np(yb)
     lamps = np.isin(labels, table[:, 0].astype(labels.dtype)).astype(np.uint8)
     band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
     s["blotches"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
