@@ -5,12 +5,14 @@
 Harms of a documented size applied to real clean photos (every 16th of ``clean/BSDS500``, ``clean/SunHays80``,
 ``clean/Urban100_x2HR``): each should be found. Harmless pairs, where nothing harmful was done: a JPEG
 re-encoded copy (quality 90), a correctly brightened dark photo (``lowlight/lol_train`` low -> its long exposure),
-a correctly denoised noisy photo (clean photo + Gaussian noise sigma 15 -> the clean photo), a correctly dehazed
+a correctly denoised noisy photo (clean photo + Gaussian noise sigma 15, and sigma 50 since session 33 -> the clean
+photo), a correctly dehazed
 photo (clean photo + uniform haze t = 0.6 -> the clean photo), a correctly dehazed photo under haze that thickens
 with distance (estimated depth, grey airlight 0.75-0.95, far transmission exp(-0.7) to exp(-2.3) -> the clean
 photo), a correctly removed dust veil (uniform yellow-brown veil, t = 0.35-0.55 -> the clean photo): each should
 be ``ok``. One harm is applied to a dehazed output: the clean photo with the cast of ``cast`` judged against its
-depth-hazed version (a restorer that removes haze and tints the result). Writes
+depth-hazed version (a restorer that removes haze and tints the result); one to a denoised output: a sigma-25 noisy
+photo against the clean photo blurred by 2.5 px (a denoiser that also blurs, session 33). Writes
 ``benchmarks/results/judge.{json,md}``.
 """
 
@@ -78,6 +80,7 @@ HARMS = {
     "haze": ("haze_added", lambda x, r: 0.6 * x + 0.4 * 0.85, "uniform haze t = 0.6, A = 0.85"),
     "halo": ("halo", None, "dark ring 6-16 px around 3 lamps, -0.25"),
     "cast_dehazed": ("colour_cast", None, "R x1.12, B x0.85 on a dehazed output"),
+    "oversmoothed": ("detail_lost", None, "Gaussian blur 2.5 px on a denoised sigma-25 photo"),
 }
 CAST = np.array([1.12, 1.0, 0.85], np.float32)
 
@@ -108,10 +111,13 @@ def main() -> int:
     if args.limit:
         photos = photos[: args.limit]
     rng = np.random.default_rng(0)
+    extra = np.random.default_rng(1)  # the rows added in session 33 draw apart, so the others keep their draws
     found: dict[str, list[bool]] = {k: [] for k in HARMS}
     any_found: dict[str, list[bool]] = {k: [] for k in HARMS}
-    harmless: dict[str, list[bool]] = {k: [] for k in ("reencoded", "brightened", "denoised", "dehazed",
-                                                       "dehazed_depth", "dust_removed")}
+    harmless: dict[str, list[bool]] = {
+        k: []
+        for k in ("reencoded", "brightened", "denoised", "denoised_heavy", "dehazed", "dehazed_depth", "dust_removed")
+    }
     false_harms: dict[str, dict[str, int]] = {k: {} for k in harmless}
     t0 = time.perf_counter()
     n = 0
@@ -127,6 +133,8 @@ def main() -> int:
         for name, (harm, fn, _) in HARMS.items():
             if name == "cast_dehazed":
                 before, after = hazy, x * CAST
+            elif name == "oversmoothed":  # a denoiser that also blurs
+                before, after = x + extra.normal(0, 25 / 255, x.shape), cv2.GaussianBlur(x, (0, 0), 2.5)
             else:
                 before, after = _lamps(x, rng) if fn is None else (x, fn(x, rng))
             v = judge_np(_u8(before), _u8(after))
@@ -137,10 +145,11 @@ def main() -> int:
         ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
         record("reencoded", judge_np(u8, cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]))
         record("denoised", judge_np(_u8(x + rng.normal(0, 15 / 255, x.shape)), _u8(x)))
+        record("denoised_heavy", judge_np(_u8(x + extra.normal(0, 50 / 255, x.shape)), _u8(x)))
         record("dehazed", judge_np(_u8(0.6 * x + 0.4 * 0.85), _u8(x)))
         record("dehazed_depth", judge_np(_u8(hazy), _u8(x)))
         record("dust_removed", judge_np(_u8(_dust(x, rng)), _u8(x)))
-        n += 5
+        n += 6
     for p in _files(root / "lowlight/lol_train/low"):
         record("brightened", judge_np(_float(p), _float(p.parent.parent / "high" / p.name)))
         n += 1

@@ -231,6 +231,22 @@ def test_judge_finds_rings_around_lamps():
     assert "halo" not in judge_np(before, np.clip(0.8 * before + 0.1, 0, 1)).harms
 
 
+def test_judge_passes_heavy_noise_removed_and_finds_blur_under_it():
+    # heavy noise lowers the dark channel, adds contrast and its specks look like lamps: removing it correctly read
+    # as haze added and rings until session 33 (the rni15 flowers); the structural tests now run on previews quieted
+    # alike, and the detail test takes out the gradients each image's own noise explains
+    clean = hazy_scene(240, 320, seed=4, beta=0.2)[0].astype(np.float32)
+    noisy = np.clip(clean + np.random.default_rng(3).normal(0, 0.2, clean.shape), 0, 1).astype(np.float32)
+    verdict = judge_np(noisy, clean)
+    assert verdict.ok and verdict.scores["quiet"] > 1
+    assert judge_np(clean, clean).scores["quiet"] == 0  # an ordinary photo is judged as before
+    blocks = np.random.default_rng(2).random((30, 40, 3)).astype(np.float32) * 0.8 + 0.1
+    sharp = cv2.resize(blocks, (320, 240), interpolation=cv2.INTER_NEAREST)
+    noisy = np.clip(sharp + np.random.default_rng(4).normal(0, 25 / 255, sharp.shape), 0, 1).astype(np.float32)
+    assert "detail_lost" not in judge_np(noisy, sharp).harms
+    assert "detail_lost" in judge_np(noisy, cv2.GaussianBlur(sharp, (0, 0), 2.5)).harms  # a denoiser that blurs
+
+
 def test_judge_and_identify_commands(tmp_path):
     before, after = tmp_path / "before", tmp_path / "after"
     before.mkdir()
