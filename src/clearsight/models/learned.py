@@ -138,7 +138,8 @@ GATE_TASK_MIN_PROB = {"night_haze": 0.95}
 GATE_DARK_LUMA = DARK_LUMA
 #: Tasks whose result the gate checks on the preview with the judge (:func:`clearsight.judging.judge_np`); a harmed
 #: result is retried at these strengths (``x + s (y - x)``), and left out (the photo unchanged) when harmed at every
-#: one. Empty: no check.
+#: one. The key ``"dark"`` checks every photo of the dark branch (darker than :data:`GATE_DARK_LUMA`), whatever it
+#: was identified as. Empty: no check.
 GATE_GUARD: dict[str, tuple[float, ...]] = {}
 
 
@@ -295,11 +296,13 @@ class NetworkRestorer(Restorer):
             task, prob = self.net.config.tasks[int(probs.argmax())], float(probs.max())
             reason = f"identified {task} ({prob:.2f})"
             luma = mean_luma(preview)
+            guard = None
             if luma < GATE_DARK_LUMA:  # never held back: an underexposed photo needs brightening, whatever it seems
                 if task in ("clean", *GATE_TONE_TASKS):
                     reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
                 else:
                     params["task"] = task
+                guard = "dark" if "dark" in GATE_GUARD else None
             elif task != "clean" and prob < (least := GATE_TASK_MIN_PROB.get(task, GATE_MIN_PROB)):
                 params["task"] = "clean"
                 reason += f", unsure (below {least:g}): left unchanged"
@@ -311,17 +314,18 @@ class NetworkRestorer(Restorer):
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
                 what |= {t: f"projected onto the input ({m} gain)" for t, m in GATE_PROJECTION.items()}
                 reason += f": {what[task]}" if task in what else ""
-            if params.get("task") in GATE_GUARD:
-                reason += self._guard(preview, params)
+            guard = guard or (params.get("task") if params.get("task") in GATE_GUARD else None)
+            if guard is not None:
+                reason += self._guard(preview, params, GATE_GUARD[guard])
         return RestorerState(self.name, reason, params)
 
-    def _guard(self, preview: np.ndarray, params: dict) -> str:
+    def _guard(self, preview: np.ndarray, params: dict, strengths: tuple[float, ...]) -> str:
         """Judge the gated result on the preview; set ``params["strength"]`` (or the task to ``clean``) when it
         harms. Returns what to add to the report."""
         from ..judging import first_unharmed
 
         out = self.process(preview, RestorerState(self.name, "", params))
-        strength, verdict = first_unharmed(preview, out, GATE_GUARD[params["task"]])
+        strength, verdict = first_unharmed(preview, out, strengths)
         said = f"{verdict}".replace("harmed:", "harmed")
         if strength is None:
             params["task"] = "clean"
