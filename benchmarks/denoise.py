@@ -157,10 +157,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "summary": summary, "counts": counts}, indent=1))
     methods = ["input", "nlm", "ffdnet blind", "ffdnet known sigma"]
+    cmd = f" --weights {args.weights} --out {args.out}" if args.weights else ""
     lines = [
-        "# Denoising: FFDNet-family network against non-local means",
+        f"# Denoising: FFDNet-family network ({Path(weights).stem}) against non-local means",
         "",
-        f"`python benchmarks/denoise.py --data ../shared/data` on {meta['cpu']}, {meta['cores']} cores "
+        f"`python benchmarks/denoise.py --data ../shared/data{cmd}` on {meta['cpu']}, {meta['cores']} cores "
         f"(bf16: {restorer.bf16}). PSNR / SSIM; NLM's strength per sigma chosen on the validation photos "
         f"({nlm_k}).",
         "",

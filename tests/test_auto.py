@@ -27,9 +27,9 @@ def _fake(monkeypatch, *found: str) -> None:
 def test_plan_orders_steps_and_reports_what_it_leaves():
     auto = Auto()
     assert auto.plan([])[0] == []
-    assert auto.plan(["noise", "haze"])[0] == ["ffdnet.denoise", "dcp"]
-    assert auto.plan(["low_light", "noise"])[0] == ["lowlight.lol", "ffdnet.denoise"]
-    assert auto.plan(["night_haze", "noise", "low_light"])[0] == ["ffdnet.denoise", "dcp-night"]
+    assert auto.plan(["noise", "haze"])[0] == ["ffdnet.fast", "dcp"]
+    assert auto.plan(["low_light", "noise"])[0] == ["lowlight.lol", "ffdnet.fast"]
+    assert auto.plan(["night_haze", "noise", "low_light"])[0] == ["ffdnet.fast", "dcp-night"]
     assert auto.plan(["sand_dust", "haze"])[0] == ["dcp-dust"]
     steps, notes = auto.plan(["rain", "blur"])
     assert steps == [] and any("rain" in n for n in notes) and any("blur" in n for n in notes)
@@ -48,7 +48,7 @@ def test_found_degradations_run_in_order_and_the_report_says_so(monkeypatch):
     _fake(monkeypatch, "haze", "noise")
     hazy = to_u8(hazy_scene(80, 100)[0])
     out, state = restore_array(hazy, cs.create_model("auto"))
-    assert state.method == "ffdnet.denoise+dcp" and state.params["steps"] == ["ffdnet.denoise", "dcp"]
+    assert state.method == "ffdnet.fast+dcp" and state.params["steps"] == ["ffdnet.fast", "dcp"]
     assert "haze 0.90" in state.reason and not np.array_equal(out, hazy)
 
 

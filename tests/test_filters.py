@@ -69,6 +69,13 @@ def test_box_filter_cost_is_radius_independent_and_exact():
         assert np.allclose(box_filter(x, r)[0].permute(1, 2, 0).numpy(), ref, atol=1e-12)
 
 
+def test_channel_min_and_max_equal_numpy():
+    from clearsight.priors.filters import channel_max_np, channel_min_np
+
+    x = np.random.default_rng(3).random((23, 31, 3)).astype(np.float32)
+    assert np.array_equal(channel_min_np(x), x.min(2)) and np.array_equal(channel_max_np(x), x.max(2))
+
+
 def test_dark_channel_and_local_max_equal_brute_force():
     rng = np.random.default_rng(3)
     x = rng.random((21, 18, 3)).astype(np.float32)

@@ -44,7 +44,7 @@ harm               test (thresholds in :data:`THRESHOLDS`)
 
 Heavy noise biases the structural statistics (it lowers the dark channel, adds contrast, its specks look like
 lamps), so ``haze_added``, ``halo`` and ``blotches`` are measured on both previews smoothed alike, enough to quiet
-the noisier image's noise (``quiet`` in the scores; 0 for an ordinary photo), and ``detail_lost`` takes out the
+BEFORE's noise (``quiet`` in the scores; 0 for an ordinary photo), and ``detail_lost`` takes out the
 gradients each image's own noise explains (session 33).
 
 Both images are compared on the same grid: AFTER is resized to BEFORE's size if they differ, and both are
@@ -67,7 +67,7 @@ import cv2
 import numpy as np
 
 from ._errors import ClearsightError
-from .priors.filters import compact_lights_np
+from .priors.filters import channel_max_np, channel_min_np, compact_lights_np
 from .recognition import _crop, _flat_noise, _to_float, image_array
 
 __all__ = ["judge", "judge_np", "first_unharmed", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
@@ -221,7 +221,10 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # which reads as a shift. The shift is then measured on BEFORE's least veiled half (dark channel at most its
     # median), where a correct dehazing changes colours least
     k7 = np.ones((7, 7), np.uint8)
-    dark_b, dark_a = cv2.erode(pb.min(2), k7), cv2.erode(pa.min(2), k7)  # dark channels, also for over-dehazing
+    dark_b, dark_a = (
+        cv2.erode(channel_min_np(pb), k7),
+        cv2.erode(channel_min_np(pa), k7),
+    )  # dark channels, also for over-dehazing
     s["dark_drop"] = float(dark_b.mean() - dark_a.mean())
     unveiled = s["dark_drop"] > t["veil"]
     if unveiled and lit.mean() >= 0.25:
@@ -279,10 +282,11 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # clipping: pixels clipped after that were not among the brightest (darkest) 5% before
     # (and not where smoothed BEFORE was already at white or black: denoising a clipped sky is no clipping)
     hi_b, lo_b = np.percentile(yb, 95), np.percentile(yb, 5)
-    was_hi = cv2.GaussianBlur(pb.max(2), (0, 0), 2.0) >= 0.95
+    top_b = channel_max_np(pb)
+    was_hi = cv2.GaussianBlur(top_b, (0, 0), 2.0) >= 0.95
     was_lo = cv2.GaussianBlur(yb, (0, 0), 2.0) <= 0.02
-    new_clip = ((pa.max(2) >= 0.996) & (yb < hi_b) & ~was_hi) | ((ya <= 0.004) & (yb > lo_b) & ~was_lo)
-    old_clip = ((pb.max(2) >= 0.996) & (yb < hi_b) & ~was_hi) | ((yb <= 0.004) & (yb > lo_b) & ~was_lo)
+    new_clip = ((channel_max_np(pa) >= 0.996) & (yb < hi_b) & ~was_hi) | ((ya <= 0.004) & (yb > lo_b) & ~was_lo)
+    old_clip = ((top_b >= 0.996) & (yb < hi_b) & ~was_hi) | ((yb <= 0.004) & (yb > lo_b) & ~was_lo)
     s["clip_growth"] = float(new_clip.mean() - old_clip.mean())
     if s["clip_growth"] > t["clip"]:
         harms.append("clipped")
@@ -301,14 +305,17 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if za - zb > t["dark"] and s["crushed_growth"] > t["crushed"] and s["shadow_detail"] < t["shadow"]:
         harms.append("over_dehazed")
     # added haze, rings and blotches are judged on both previews smoothed alike, enough to quiet a very noisy
-    # image's noise (none for an ordinary photo): noise lowers the dark channel, adds contrast and its specks read as
-    # light sources, so that a correct denoising read as haze added and as rings (session 33)
-    quiet = _quiet_sigma(max(_flat_noise(yb)[1], _flat_noise(ya)[1]))
+    # BEFORE's noise (none for an ordinary photo): noise lowers the dark channel, adds contrast and its specks read as
+    # light sources, so that a correct denoising read as haze added and as rings (session 33). BEFORE's noise only:
+    # a brightening's amplified noise must not hide the blotches it draws around lamps (the noise test sees noise)
+    quiet = _quiet_sigma(_flat_noise(yb)[1])
     s["quiet"] = quiet
     if quiet > 0:
         qb, qa = cv2.GaussianBlur(pb, (0, 0), quiet), cv2.GaussianBlur(pa, (0, 0), quiet)
         yqb, yqa = cv2.cvtColor(qb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(qa, cv2.COLOR_RGB2GRAY)
-        s["dark_mean_change"] = float(cv2.erode(qa.min(2), k7).mean() - cv2.erode(qb.min(2), k7).mean())
+        s["dark_mean_change"] = float(
+            cv2.erode(channel_min_np(qa), k7).mean() - cv2.erode(channel_min_np(qb), k7).mean()
+        )
     else:
         yqb, yqa = yb, ya
         s["dark_mean_change"] = float(dark_a.mean() - dark_b.mean())

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ._errors import ClearsightError
+from .priors.filters import channel_max_np, channel_min_np
 
 __all__ = ["LABELS", "FEATURE_NAMES", "features_np", "Recogniser", "Recognition"]
 
@@ -160,7 +161,7 @@ def features_np(rgb: np.ndarray, nets) -> np.ndarray:
     y = _gray(p)
     f: list[float] = [y.mean(), y.std(), *np.percentile(y, [5, 50, 95]), (y < 0.08).mean(), (y > 0.95).mean()]
     dc = dark_channel_np(p, 7)
-    mx, mn = p.max(2), p.min(2)
+    mx, mn = channel_max_np(p), channel_min_np(p)
     hsv = cv2.cvtColor(p, cv2.COLOR_RGB2HSV)
     f += [dc.mean(), *np.percentile(dc, [10, 50, 90]), cv2.dilate(mx, np.ones((7, 7), np.uint8)).mean()]
     f += [(mx - mn).mean(), hsv[:, :, 1].mean(), np.percentile(hsv[:, :, 1], 90)]

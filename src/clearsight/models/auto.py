@@ -3,10 +3,10 @@
 1. :mod:`clearsight.recognition` gives a calibrated probability for each of haze, night haze, sand-dust, low light,
    noise, rain, blur and clean, from the whole image (noise and blur are measured at full resolution).
 2. Every degradation found (probability >= the recogniser's threshold) gets its restorer: night haze ->
-   ``ffdnet.denoise`` if noise was found, then ``dcp-night``; else low light (in a photo whose mean luma is
+   ``ffdnet.fast`` if noise was found, then ``dcp-night``; else low light (in a photo whose mean luma is
    under :attr:`Auto.dark_luma`) -> ``lowlight.lol`` then
-   ``ffdnet.denoise`` (brightening first, then denoising what it lifted, was better on the held-out
-   ``lowlight/lol_train`` pairs than the reverse: 19.6 against 18.7 dB); else noise -> ``ffdnet.denoise``; then
+   ``ffdnet.fast`` (brightening first, then denoising what it lifted, was better on the held-out
+   ``lowlight/lol_train`` pairs than the reverse: 19.6 against 18.7 dB); else noise -> ``ffdnet.fast``; then
    sand-dust -> ``dcp-dust``, else haze -> ``dcp`` (after the denoiser: dehazing amplifies noise). Rain and blur
    are reported and left alone: no restorer here beats the input on them yet (``docs/auto.md``).
 3. The no-harm guard: each step runs first on the preview and :func:`clearsight.judging.judge_np` compares its
@@ -62,9 +62,11 @@ def recognise(image, path: str | None = None) -> Recognition:
     return load_recogniser(path)(image_array(image))
 
 
-#: Restorer of each degradation; ``None``: reported and left alone.
+#: Restorer of each degradation; ``None``: reported and left alone. Noise: the smaller denoiser (``ffdnet.fast``, half
+#: the convolutions of ``ffdnet.denoise`` for 0.1 dB less on its validation; session 33, ``docs/auto.md``), so that
+#: ``auto`` keeps to about 1 s per 1080p photo on CPUs without AMX.
 RESTORERS = {
-    "noise": "ffdnet.denoise",
+    "noise": "ffdnet.fast",
     "low_light": "lowlight.lol",
     "sand_dust": "dcp-dust",
     "night_haze": "dcp-night",
@@ -179,7 +181,7 @@ class Auto(Restorer):
 
     @property
     def halo(self) -> int:
-        return max(self.chain.model(s).halo for s in ("ffdnet.denoise", "dcp-night")) * 2
+        return max(self.chain.model(s).halo for s in (RESTORERS["noise"], "dcp-night")) * 2
 
     @property
     def auto_tile_pixels(self) -> int:

@@ -66,7 +66,7 @@ class _ResBlock(nn.Module):
         self.b = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.b(F.relu(self.a(x)))
+        return self.b(F.relu(self.a(x), inplace=True)).add_(x)  # in place on fresh convolution outputs
 
 
 class FFDNet(nn.Module):
@@ -87,7 +87,7 @@ class FFDNet(nn.Module):
         w = cfg.channels
         blocks = [_ResBlock(w) for _ in range(cfg.blocks)]
         self.body = nn.Sequential(
-            nn.Conv2d(12 + 1, w, 3, padding=1), nn.ReLU(), *blocks, nn.Conv2d(w, 12, 3, padding=1)
+            nn.Conv2d(12 + 1, w, 3, padding=1), nn.ReLU(inplace=True), *blocks, nn.Conv2d(w, 12, 3, padding=1)
         )
         self.estimator = _stack(12, cfg.est_channels, 1, cfg.est_layers)
 

@@ -35,6 +35,8 @@ __all__ = [
     "min_filter_np",
     "max_filter_np",
     "dark_channel_np",
+    "channel_min_np",
+    "channel_max_np",
     "compact_lights_np",
     "GuidedFilter",
     "DarkChannel",
@@ -225,10 +227,20 @@ def max_filter_np(x: np.ndarray, patch: int) -> np.ndarray:
     return cv2.dilate(x, cv2.getStructuringElement(cv2.MORPH_RECT, (patch, patch)))
 
 
+def channel_min_np(x: np.ndarray) -> np.ndarray:
+    """Per-pixel minimum over the channels of an ``(H, W, 3)`` array (``x.min(2)``, about 25x faster: NumPy reduces a
+    last axis of 3 slowly)."""
+    return np.minimum(np.minimum(x[:, :, 0], x[:, :, 1]), x[:, :, 2])
+
+
+def channel_max_np(x: np.ndarray) -> np.ndarray:
+    """Per-pixel maximum over the channels of an ``(H, W, 3)`` array (``x.max(2)``, faster)."""
+    return np.maximum(np.maximum(x[:, :, 0], x[:, :, 1]), x[:, :, 2])
+
+
 def dark_channel_np(x: np.ndarray, patch: int = 15) -> np.ndarray:
     """Dark channel of a float32 ``(H, W, 3)`` array: ``(H, W)``."""
-    m = np.minimum(np.minimum(x[:, :, 0], x[:, :, 1]), x[:, :, 2])
-    return min_filter_np(m, patch)
+    return min_filter_np(channel_min_np(x), patch)
 
 
 def compact_lights_np(y: np.ndarray, floor: float = 0.6, share: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
