@@ -221,10 +221,8 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # which reads as a shift. The shift is then measured on BEFORE's least veiled half (dark channel at most its
     # median), where a correct dehazing changes colours least
     k7 = np.ones((7, 7), np.uint8)
-    dark_b, dark_a = (
-        cv2.erode(channel_min_np(pb), k7),
-        cv2.erode(channel_min_np(pa), k7),
-    )  # dark channels, also for over-dehazing
+    # dark channels, also for over-dehazing
+    dark_b, dark_a = cv2.erode(channel_min_np(pb), k7), cv2.erode(channel_min_np(pa), k7)
     s["dark_drop"] = float(dark_b.mean() - dark_a.mean())
     unveiled = s["dark_drop"] > t["veil"]
     if unveiled and lit.mean() >= 0.25:
