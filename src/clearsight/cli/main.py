@@ -40,9 +40,10 @@ _SUBCOMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="clearsight",
-        description="Restore photos degraded by haze, night haze, sand and dust (and, with the experimental "
-        "all-in-one model udair.allinone, low light, noise, rain and blur), on the CPU, offline; pick the "
-        "frames worth restoring; adapt a model to your own camera.",
+        description="Restore photos degraded by haze, night haze, sand and dust, low light and noise (and, with "
+        "the experimental all-in-one model udair.allinone, rain and blur), on the CPU, offline; the default, "
+        "auto, restores only what it finds and leaves a clean photo unchanged; pick the frames worth restoring; "
+        "adapt a model to your own camera.",
         epilog="run 'clearsight COMMAND --help' for the options of each command",
     )
     parser.add_argument("--version", action="version", version=f"clearsight {__version__}")
