@@ -67,7 +67,7 @@ import cv2
 import numpy as np
 
 from ._errors import ClearsightError
-from .priors.filters import channel_max_np, channel_min_np, compact_lights_np
+from .priors.filters import channel_max_np, compact_lights_np, dark_channel_np
 from .recognition import _crop, _flat_noise, _to_float, image_array
 
 __all__ = ["judge", "judge_np", "first_unharmed", "Verdict", "THRESHOLDS", "HARMS", "harm_counts"]
@@ -220,9 +220,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # mostly those the veil greyed most (distant ones under haze), whose own colours a correct dehazing brings back,
     # which reads as a shift. The shift is then measured on BEFORE's least veiled half (dark channel at most its
     # median), where a correct dehazing changes colours least
-    k7 = np.ones((7, 7), np.uint8)
-    # dark channels, also for over-dehazing
-    dark_b, dark_a = cv2.erode(channel_min_np(pb), k7), cv2.erode(channel_min_np(pa), k7)
+    dark_b, dark_a = dark_channel_np(pb, 7), dark_channel_np(pa, 7)  # also for over-dehazing
     s["dark_drop"] = float(dark_b.mean() - dark_a.mean())
     unveiled = s["dark_drop"] > t["veil"]
     if unveiled and lit.mean() >= 0.25:
@@ -311,9 +309,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if quiet > 0:
         qb, qa = cv2.GaussianBlur(pb, (0, 0), quiet), cv2.GaussianBlur(pa, (0, 0), quiet)
         yqb, yqa = cv2.cvtColor(qb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(qa, cv2.COLOR_RGB2GRAY)
-        s["dark_mean_change"] = float(
-            cv2.erode(channel_min_np(qa), k7).mean() - cv2.erode(channel_min_np(qb), k7).mean()
-        )
+        s["dark_mean_change"] = float(dark_channel_np(qa, 7).mean() - dark_channel_np(qb, 7).mean())
     else:
         yqb, yqa = yb, ya
         s["dark_mean_change"] = float(dark_a.mean() - dark_b.mean())

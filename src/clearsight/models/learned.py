@@ -296,13 +296,12 @@ class NetworkRestorer(Restorer):
             task, prob = self.net.config.tasks[int(probs.argmax())], float(probs.max())
             reason = f"identified {task} ({prob:.2f})"
             luma = mean_luma(preview)
-            guard = None
-            if luma < GATE_DARK_LUMA:  # never held back: an underexposed photo needs brightening, whatever it seems
+            dark = luma < GATE_DARK_LUMA
+            if dark:  # never held back: an underexposed photo needs brightening, whatever it seems
                 if task in ("clean", *GATE_TONE_TASKS):
                     reason += f", but dark (mean luma {luma:.2f}): the network's output as it is"
                 else:
                     params["task"] = task
-                guard = "dark" if "dark" in GATE_GUARD else None
             elif task != "clean" and prob < (least := GATE_TASK_MIN_PROB.get(task, GATE_MIN_PROB)):
                 params["task"] = "clean"
                 reason += f", unsure (below {least:g}): left unchanged"
@@ -314,8 +313,8 @@ class NetworkRestorer(Restorer):
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
                 what |= {t: f"projected onto the input ({m} gain)" for t, m in GATE_PROJECTION.items()}
                 reason += f": {what[task]}" if task in what else ""
-            guard = guard or (params.get("task") if params.get("task") in GATE_GUARD else None)
-            if guard is not None:
+            guard = "dark" if dark and "dark" in GATE_GUARD else params.get("task")
+            if guard in GATE_GUARD:
                 reason += self._guard(preview, params, GATE_GUARD[guard])
         return RestorerState(self.name, reason, params)
 
