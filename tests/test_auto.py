@@ -247,6 +247,27 @@ def test_judge_passes_heavy_noise_removed_and_finds_blur_under_it():
     assert "detail_lost" in judge_np(noisy, cv2.GaussianBlur(sharp, (0, 0), 2.5)).harms  # a denoiser that blurs
 
 
+def _colour_grain(seed: int) -> np.ndarray:
+    """Greys of slowly varying brightness with fine colour grain (2 px): no pixel is exactly neutral."""
+    r = np.random.default_rng(seed)
+    lum = cv2.resize(r.random((6, 8)).astype(np.float32), (320, 240), interpolation=cv2.INTER_CUBIC)
+    grain = cv2.GaussianBlur(r.normal(0, 1, (240, 320, 3)).astype(np.float32), (0, 0), 2.0)
+    x = (0.3 + 0.4 * np.clip(lum, 0, 1))[..., None] + 0.05 * grain / grain.std() + np.array([0.03, 0.0, -0.03])
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_judge_passes_the_colours_of_heavy_noise_removed_and_finds_a_cast_under_it(seed):
+    # heavy noise (sigma 50) cancels the colour of some pixels: chosen as BEFORE's most neutral on noisy chroma, they
+    # showed their colour back in the clean photo, a cast (session 33's judge: 8 of 10 such scenes, 33% of real
+    # photos); the neutral pixels are now chosen where BEFORE's noise is quieted, and AFTER is compared through the
+    # mean that BEFORE's noise, clipped, would give it
+    clean = _colour_grain(seed)
+    noisy = np.clip(clean + np.random.default_rng(seed).normal(0, 50 / 255, clean.shape), 0, 1).astype(np.float32)
+    assert "colour_cast" not in judge_np(noisy, clean).harms
+    assert "colour_cast" in judge_np(noisy, np.clip(clean * [1.12, 1.0, 0.85], 0, 1).astype(np.float32)).harms
+
+
 def test_judge_and_identify_commands(tmp_path):
     before, after = tmp_path / "before", tmp_path / "after"
     before.mkdir()
