@@ -18,7 +18,11 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    the cast's size). When the dark channel's mean fell by more than ``veil``, BEFORE's most
                    neutral pixels are the veiled ones: the shift is measured on BEFORE's least veiled half
                    (dark channel at most its median), and after a coloured veil (cast above ``neutral``) the
-                   turn is not tested
+                   turn is not tested. Or (session 34) AFTER scaled the colour channels apart: the local gains of
+                   red and blue against green (:func:`_channel_gains`) differ by more than ``gain`` (log units) in a
+                   direction that moves BEFORE's greys away from neutral (a veil removed, grey or coloured, a
+                   brightening and a contrast change scale the three alike; a white balance that takes a cast off
+                   moves the greys towards neutral); not on a BEFORE of mean luma under 0.25 or very noisy
 ``noise``          noise in the flattest tenth of blocks, relative to the mean brightness, grew by more than
                    ``noise`` times, and is at least ``noise_abs`` after
 ``detail_lost``    fine gradient energy (at half resolution, so removed noise does not count) fell below
@@ -83,6 +87,7 @@ HARMS = ("colour_cast", "noise", "detail_lost", "clipped", "over_dehazed", "haze
 THRESHOLDS = {
     "cast": 1.0,
     "hue": 20.0,
+    "gain": 0.08,
     "neutral": 3.5,
     "veil": 0.1,
     "noise": 2.5,
@@ -144,6 +149,35 @@ def _noisy_mean(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     cdf_lo, cdf_hi = torch.special.ndtr(lo), torch.special.ndtr(hi)
     out = s * (phi(lo) - phi(hi)) + t * (cdf_hi - cdf_lo) + (1 - cdf_hi)
     return out.numpy()
+
+
+def _channel_gains(pb: np.ndarray, pa: np.ndarray, radius: int = 6, smooth: float = 1.0) -> np.ndarray:
+    """``(log g_R / g_G, log g_B / g_G)``: how much more AFTER scaled red and blue than green, where ``g_c`` is the
+    local gain of channel ``c`` (AFTER's covariance with BEFORE over BEFORE's variance, in ``radius`` windows of the
+    previews at half size), the median over the most textured 30% of windows. A veil removed, grey or coloured, a
+    brightening or a contrast change scale the three channels alike (0, 0); a colour cast scales them apart."""
+    h, w = pb.shape[:2]
+    size = (max(8, w // 2), max(8, h // 2))
+    pb, pa = cv2.resize(pb, size, interpolation=cv2.INTER_AREA), cv2.resize(pa, size, interpolation=cv2.INTER_AREA)
+    if smooth > 0:
+        pb, pa = cv2.GaussianBlur(pb, (0, 0), smooth), cv2.GaussianBlur(pa, (0, 0), smooth)
+    box = (2 * radius + 1, 2 * radius + 1)
+    gains, var = [], []
+    for c in range(3):
+        bc, ac = np.ascontiguousarray(pb[..., c]), np.ascontiguousarray(pa[..., c])
+        # the noise BEFORE had and AFTER lost (a denoising) inflates BEFORE's variance but not the covariance: taken
+        # out, or a denoiser that removes more noise from blue than from green reads as a cast (real camera noise)
+        removed = max(_flat_noise(bc)[1] ** 2 - _flat_noise(ac)[1] ** 2, 0.0) / 0.89**2
+        mb = cv2.blur(bc, box)
+        v = cv2.blur(bc * bc, box) - mb * mb - removed
+        gains.append((cv2.blur(bc * ac, box) - mb * cv2.blur(ac, box)) / np.maximum(v, 1e-6))
+        var.append(v)
+    v = np.minimum(np.minimum(var[0], var[1]), var[2])
+    m = v > max(float(np.percentile(v, 70)), 2e-4)
+    if m.sum() < 20:
+        return np.zeros(2)
+    g = [np.maximum(x[m], 1e-3) for x in gains]
+    return np.array([np.median(np.log(g[0] / g[1])), np.median(np.log(g[2] / g[1]))])
 
 
 def _preview(x: np.ndarray) -> np.ndarray:
@@ -285,7 +319,20 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     neutralised = s["cast_after"] <= min(t["neutral"], 0.5 * s["cast_before"]) and s["hue_turn"] <= 2 * t["hue"]
     coloured_veil = unveiled and s["cast_before"] > t["neutral"]
     turned = s["hue_turn"] > t["hue"] and not neutralised and not coloured_veil
-    if shifted or turned:
+    # channel gains (session 34): a veil removed (grey or coloured), a brightening, a contrast change scale the
+    # three channels alike; a cast scales them apart, and it harms when it moves BEFORE's greys away from neutral
+    # (a white balance that corrects a cast moves them towards it). Not on a dim or a very noisy BEFORE (the local
+    # gains of dark or noisy pixels are not measurable)
+    s["gain_turn"] = 0.0
+    gained = False
+    if quiet == 0 and yb.mean() >= 0.25 and lit.mean() >= 0.25:
+        d = _channel_gains(pb, pa)
+        grey = lit & (cq <= np.percentile(cq[lit], 30))
+        lg = np.log(sb[grey].mean(0) + 1e-3)
+        kg = np.array([lg[0] - lg[1], lg[2] - lg[1]])  # BEFORE's greys, log R/G and B/G
+        s["gain_turn"] = float(np.hypot(*d))
+        gained = s["gain_turn"] > t["gain"] and np.hypot(*(kg + d)) > np.hypot(*kg) + 0.5 * t["gain"]
+    if shifted or turned or gained:
         harms.append("colour_cast")
     # noise relative to brightness, at full size
     gb = cv2.cvtColor(np.ascontiguousarray(_crop(b)), cv2.COLOR_RGB2GRAY)
