@@ -197,9 +197,38 @@ def test_judge_accepts_a_removed_dust_veil_and_flags_a_wrong_correction(seed):
     verdict = judge_np(dusty, clean)
     assert verdict.scores["hue_turn"] > THRESHOLDS["hue"] and verdict.scores["cast_after"] < 1.0
     assert "colour_cast" not in verdict.harms
-    assert "colour_cast" in judge_np(dusty, clean, {"neutral": 0.0}).harms  # the rule is what excuses it
+    assert "cast_own" in verdict.scores  # a coloured veil lifted (session 34): AFTER's own greys are judged
+    # the rules are what excuse it: the lifted veil's, and under it the neutralised greys'
+    assert "colour_cast" in judge_np(dusty, clean, {"neutral": 0.0, "tint_drop": 99.0}).harms
+    assert "colour_cast" in judge_np(dusty, clean, {"own": 0.0}).harms
     assert "colour_cast" in judge_np(dusty, np.clip(clean * [1.25, 0.9, 1.1], 0, 1)).harms  # red-magenta
     assert "colour_cast" in judge_np(clean, _turn_hues(clean, 25)).harms  # a rotation of a clean photo
+
+
+def _sky_and_field(seed: int) -> np.ndarray:
+    """A blue sky over a green field with red, grey and blue blocks: colours far from the dust veil's."""
+    r = np.random.default_rng(seed)
+    img = np.zeros((240, 320, 3), np.float32)
+    img[:], img[100:] = [0.35, 0.55, 0.85], [0.3, 0.5, 0.25]
+    for _ in range(6):
+        x0, y0 = r.integers(0, 260), r.integers(60, 200)
+        colour = [[0.6, 0.3, 0.25], [0.5, 0.5, 0.5], [0.2, 0.3, 0.6]][r.integers(0, 3)]
+        img[y0 : y0 + r.integers(20, 50), x0 : x0 + r.integers(20, 70)] = colour
+    img = cv2.GaussianBlur(img, (0, 0), 1.5)
+    tex = cv2.GaussianBlur(r.normal(0, 1, img.shape[:2]).astype(np.float32), (0, 0), 1.0)
+    return np.clip(img * (1 + 0.15 * tex[..., None]), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_judge_passes_a_dust_veil_lifted_off_a_colourful_scene_and_finds_a_tint_after_it(seed):
+    # under a yellow veil the most neutral pixels are the sky's and the blue blocks': their blue came back, which
+    # session 33's judge called a cast on every such scene (38% of the calibration photos); the veil is now seen
+    # lifted (channels scaled alike, contrast up, BEFORE's tint gone) and AFTER's own greys are judged
+    clean = _sky_and_field(seed)
+    dusty = clean * 0.45 + np.array([0.78, 0.62, 0.38], np.float32) * 0.55
+    verdict = judge_np(dusty, clean)
+    assert "colour_cast" not in verdict.harms and "cast_own" in verdict.scores
+    assert "colour_cast" in judge_np(dusty, np.clip(clean * [1.1, 0.88, 1.1], 0, 1).astype(np.float32)).harms
 
 
 def test_judge_accepts_haze_removed_over_depth_and_flags_most_casts_that_stay():

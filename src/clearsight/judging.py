@@ -22,7 +22,10 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    red and blue against green (:func:`_channel_gains`) differ by more than ``gain`` (log units) in a
                    direction that moves BEFORE's greys away from neutral (a veil removed, grey or coloured, a
                    brightening and a contrast change scale the three alike; a white balance that takes a cast off
-                   moves the greys towards neutral); not on a BEFORE of mean luma under 0.25 or very noisy
+                   moves the greys towards neutral); not on a BEFORE of mean luma under 0.25 or very noisy.
+                   After a coloured veil lifted (channels scaled alike, contrast up by ``lift``, BEFORE's mean tint
+                   longer than ``tint`` and shorter in AFTER by ``tint_drop``: a dust veil) AFTER's own most neutral
+                   30% are judged instead of the shift and the turn: a cast above ``own``
 ``noise``          noise in the flattest tenth of blocks, relative to the mean brightness, grew by more than
                    ``noise`` times, and is at least ``noise_abs`` after
 ``detail_lost``    fine gradient energy (at half resolution, so removed noise does not count) fell below
@@ -88,6 +91,10 @@ THRESHOLDS = {
     "cast": 1.0,
     "hue": 20.0,
     "gain": 0.08,
+    "lift": 0.3,
+    "own": 6.5,
+    "tint": 15.0,
+    "tint_drop": 3.0,
     "neutral": 3.5,
     "veil": 0.1,
     "noise": 2.5,
@@ -332,6 +339,27 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
         kg = np.array([lg[0] - lg[1], lg[2] - lg[1]])  # BEFORE's greys, log R/G and B/G
         s["gain_turn"] = float(np.hypot(*d))
         gained = s["gain_turn"] > t["gain"] and np.hypot(*(kg + d)) > np.hypot(*kg) + 0.5 * t["gain"]
+        # a coloured veil lifted (session 34): the channels scaled alike, contrast up, and BEFORE's tint (the mean
+        # a*b* of its lit pixels, longer than ``tint``: a dust veil, not a colourful scene under grey haze, where a
+        # wrong airlight's cast must still be found) shorter along itself by more than ``tint_drop`` in AFTER.
+        # BEFORE's most neutral pixels are then those whose own colour is the veil's complement, and their colour
+        # comes back: the shift and the turn say nothing. AFTER's own greys are judged instead: a cast when their
+        # mean a*b* (relative to AFTER's typical chroma, as above) is over ``own``, the 95th percentile of clean
+        # photos (6.2 on the judge's calibration photos)
+        tint_b = np.array([lb[:, :, 1][lit].mean(), lb[:, :, 2][lit].mean()])
+        tint_a = np.array([la[:, :, 1][lit].mean(), la[:, :, 2][lit].mean()])
+        s["tint_drop"] = float((tint_b - tint_a) @ tint_b / (np.hypot(*tint_b) + 1e-6))
+        lifted = (
+            np.hypot(*tint_b) > t["tint"]
+            and s["tint_drop"] > t["tint_drop"]
+            and s["gain_turn"] <= 0.5 * t["gain"]
+            and ya.std() > (1 + t["lift"]) * yb.std()
+        )
+        if lifted:
+            grey_a = lit & (ca <= np.percentile(ca[lit], 30))
+            own = np.array([la[:, :, 1][grey_a].mean(), la[:, :, 2][grey_a].mean()]) * 10 / (ta + 3)
+            s["cast_own"] = float(np.hypot(*own))
+            shifted, turned = s["cast_own"] > t["own"], False
     if shifted or turned or gained:
         harms.append("colour_cast")
     # noise relative to brightness, at full size
