@@ -46,7 +46,9 @@ harm               test (thresholds in :data:`THRESHOLDS`)
 ``blotches``       within 15 px of those sources, AFTER leaves the local range of its best locally affine
                    prediction from BEFORE by more than ``blotches`` of its contrast (99th percentile): blotchy
                    and blocky skies around bright fragments (textbook DCP's bands over a smog sky), and rings;
-                   it also fires on a correct dehazing whose sky fragments reveal clouds
+                   and (session 34) AFTER has edges there that BEFORE's, locally scaled, do not explain, by more
+                   than ``new_edges`` of its contrast (a correct dehazing whose sky fragments reveal clouds
+                   amplifies faint edges BEFORE had; DCP's blocks are new ones)
 =================  =========================================================================================
 
 Heavy noise biases the structural statistics (it lowers the dark channel, adds contrast, its specks look like
@@ -108,6 +110,7 @@ THRESHOLDS = {
     "contrast": 0.15,
     "halo": 0.32,
     "blotches": 0.45,
+    "new_edges": 0.08,
 }
 
 _PREVIEW = 640
@@ -185,6 +188,17 @@ def _channel_gains(pb: np.ndarray, pa: np.ndarray, radius: int = 6, smooth: floa
         return np.zeros(2)
     g = [np.maximum(x[m], 1e-3) for x in gains]
     return np.array([np.median(np.log(g[0] / g[1])), np.median(np.log(g[2] / g[1]))])
+
+
+def _new_edges(yb: np.ndarray, ya: np.ndarray, where: np.ndarray, radius: int = 4) -> float:
+    """The 99th percentile over ``where`` of ``|grad A - k grad B|``, ``k >= 0`` fitted to the gradients in
+    ``2 radius + 1`` windows (regularised for the image's brightness): edges AFTER has that BEFORE did not."""
+    bx, by = cv2.Sobel(yb, cv2.CV_32F, 1, 0) / 8, cv2.Sobel(yb, cv2.CV_32F, 0, 1) / 8
+    ax, ay = cv2.Sobel(ya, cv2.CV_32F, 1, 0) / 8, cv2.Sobel(ya, cv2.CV_32F, 0, 1) / 8
+    box = (2 * radius + 1, 2 * radius + 1)
+    reg = 1e-4 * max(float(yb.mean()), 0.05) ** 2
+    k = np.maximum(cv2.blur(ax * bx + ay * by, box) / (cv2.blur(bx * bx + by * by, box) + reg), 0)
+    return float(np.percentile(np.hypot(ax - k * bx, ay - k * by)[where], 99))
 
 
 def _preview(x: np.ndarray) -> np.ndarray:
@@ -451,7 +465,12 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     lamps = np.isin(labels, table[:, 0].astype(labels.dtype)).astype(np.uint8)
     band = (cv2.dilate(lamps, np.ones((31, 31), np.uint8)) > 0) & (lamps == 0)
     s["blotches"] = float(np.percentile(over[band], 99) / (ha_.std() + 0.02)) if band.mean() >= 0.002 else 0.0
-    if s["blotches"] > t["blotches"]:
+    # ... and new structure there (session 34): AFTER's gradient that a locally scaled copy of BEFORE's gradient (9-px
+    # windows) does not explain. A correct dehazing amplifies what BEFORE had (faint clouds behind the haze, edges at
+    # depth edges), which departs from a locally affine prediction but adds no edge; DCP's blocks and bands over a
+    # flat sky and rings round lamps are edges BEFORE did not have
+    s["new_edges"] = _new_edges(hb_, ha_, band) / (ha_.std() + 0.02) if band.mean() >= 0.002 else 0.0
+    if s["blotches"] > t["blotches"] and s["new_edges"] > t["new_edges"]:
         harms.append("blotches")
     return Verdict(harms, {k: round(float(v), 4) for k, v in s.items()})
 
