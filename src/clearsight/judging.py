@@ -32,7 +32,8 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    ``detail`` of its value both relative to coarse contrast and relative to mean brightness
 ``clipped``        the share of newly clipped pixels (a channel at >= 0.996 where BEFORE was below its 95th
                    percentile, or luminance <= 0.004 where it was above its 5th, and smoothed BEFORE was not
-                   already at white or black) grew by more than ``clip``
+                   already at white or black, nor on its own white or black plateau: within 0.02 of its 99.5th
+                   (0.5th) percentile) grew by more than ``clip``
 ``over_dehazed``   the share of pixels whose dark channel is ~0 grew by more than ``dark``, the share of
                    near-black pixels (luminance <= 0.02) by more than ``crushed``, and the texture inside those
                    near-black pixels (mean gradient, AFTER against BEFORE) fell below ``shadow`` of its value:
@@ -404,11 +405,14 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     if s["detail_ratio"] < t["detail"] and s["detail_ratio_brightness"] < t["detail"]:
         harms.append("detail_lost")
     # clipping: pixels clipped after that were not among the brightest (darkest) 5% before
-    # (and not where smoothed BEFORE was already at white or black: denoising a clipped sky is no clipping)
+    # (and not where smoothed BEFORE was already at white or black: denoising a clipped sky is no clipping; nor, since
+    # session 34, on BEFORE's own white or black plateau, within 0.02 of its extreme: a white sky or wall that a veil
+    # greyed to 0.9, a black that noise or haze lifted, which a correct restoration returns to white or black)
     hi_b, lo_b = np.percentile(yb, 95), np.percentile(yb, 5)
     top_b = channel_max_np(pb)
-    was_hi = cv2.GaussianBlur(top_b, (0, 0), 2.0) >= 0.95
-    was_lo = cv2.GaussianBlur(yb, (0, 0), 2.0) <= 0.02
+    top_s, y_s = cv2.GaussianBlur(top_b, (0, 0), 2.0), cv2.GaussianBlur(yb, (0, 0), 2.0)
+    was_hi = top_s >= min(0.95, float(np.percentile(top_s, 99.5)) - 0.02)
+    was_lo = y_s <= max(0.02, float(np.percentile(y_s, 0.5)) + 0.02)
     new_clip = ((channel_max_np(pa) >= 0.996) & (yb < hi_b) & ~was_hi) | ((ya <= 0.004) & (yb > lo_b) & ~was_lo)
     old_clip = ((top_b >= 0.996) & (yb < hi_b) & ~was_hi) | ((yb <= 0.004) & (yb > lo_b) & ~was_lo)
     s["clip_growth"] = float(new_clip.mean() - old_clip.mean())
