@@ -265,6 +265,22 @@ def test_judge_channel_gains_tell_a_cast_from_a_veil_removed_and_a_correction():
     assert "colour_cast" in judge_np(warm, cold, only_gains).harms
 
 
+def test_judge_lets_a_restored_white_plateau_be_and_finds_clipping():
+    # a white wall (a third of the photo, just under 1.0) under a veil is a plateau at 0.94 whose pixels straddle
+    # BEFORE's 95th percentile; a correct restoration returns it to white, which session 33's judge called clipping
+    # (28% of the photo); a black doorway lifted by noise, likewise
+    r = np.random.default_rng(1)
+    clean = 0.15 + 0.6 * _colour_grain(3)
+    clean[:80] = (0.996 + 0.004 * r.random((80, 320)))[..., None]
+    clean[150:220, 230:310] = 0.01
+    veiled = (0.6 * clean + 0.34).astype(np.float32)
+    noisy = np.clip(clean + r.normal(0, 15 / 255, clean.shape), 0, 1).astype(np.float32)
+    for before in (veiled, noisy):
+        verdict = judge_np(before, clean)
+        assert "clipped" not in verdict.harms and verdict.scores["clip_growth"] < 0.02
+    assert "clipped" in judge_np(clean, np.clip(clean * 2.0, 0, 1)).harms
+
+
 def test_judge_finds_rings_around_lamps():
     x = 0.45 * hazy_scene(240, 320, seed=2, beta=0.3)[0]  # a dim street
     before, ring = x.copy(), np.zeros(x.shape[:2], np.float32)
