@@ -281,6 +281,18 @@ def test_judge_lets_a_restored_white_plateau_be_and_finds_clipping():
     assert "clipped" in judge_np(clean, np.clip(clean * 2.0, 0, 1)).harms
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_judge_calls_noise_uncovered_by_a_veil_removed_no_harm_and_finds_noise_added(seed):
+    # a grey veil (t = 0.4) hides the photo's own noise; removing it scales that noise with the contrast, by 1/t,
+    # while the mean falls: relative to brightness it grew 3.4x, relative to contrast 1.1x (session 34: a harm until
+    # then); noise added to the photo grows against both
+    r = np.random.default_rng(seed)
+    clean = np.clip(_colour_grain(seed) + r.normal(0, 4 / 255, (240, 320, 3)), 0, 1).astype(np.float32)
+    verdict = judge_np((0.4 * clean + 0.5).astype(np.float32), clean)
+    assert "noise" not in verdict.harms and verdict.scores["noise_ratio"] > THRESHOLDS["noise"]
+    assert "noise" in judge_np(clean, np.clip(clean + r.normal(0, 10 / 255, clean.shape), 0, 1)).harms
+
+
 def test_judge_finds_rings_around_lamps():
     x = 0.45 * hazy_scene(240, 320, seed=2, beta=0.3)[0]  # a dim street
     before, ring = x.copy(), np.zeros(x.shape[:2], np.float32)

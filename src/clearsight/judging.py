@@ -26,8 +26,9 @@ harm               test (thresholds in :data:`THRESHOLDS`)
                    After a coloured veil lifted (channels scaled alike, contrast up by ``lift``, BEFORE's mean tint
                    longer than ``tint`` and shorter in AFTER by ``tint_drop``: a dust veil) AFTER's own most neutral
                    30% are judged instead of the shift and the turn: a cast above ``own``
-``noise``          noise in the flattest tenth of blocks, relative to the mean brightness, grew by more than
-                   ``noise`` times, and is at least ``noise_abs`` after
+``noise``          noise in the flattest tenth of blocks, relative to the mean brightness and (session 34)
+                   relative to contrast (luma std), grew by more than ``noise`` times, and is at least
+                   ``noise_abs`` after (a veil removed uncovers the photo's own noise with its contrast)
 ``detail_lost``    fine gradient energy (at half resolution, so removed noise does not count) fell below
                    ``detail`` of its value both relative to coarse contrast and relative to mean brightness
 ``clipped``        the share of newly clipped pixels (a channel at >= 0.996 where BEFORE was below its 95th
@@ -384,7 +385,10 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     rel_b, rel_a = nb / (gb.mean() + 0.02), na / (ga.mean() + 0.02)
     s["noise_ratio"] = float(rel_a / max(rel_b, 1e-4))
     s["noise_after"] = float(na)
-    if s["noise_ratio"] > t["noise"] and na > t["noise_abs"]:
+    # ... and relative to contrast (session 34): a veil removed scales the photo's own noise with its contrast, by
+    # 1/t, while the mean falls; that is the photo's noise uncovered, not noise amplified beyond the picture
+    s["noise_ratio_contrast"] = float((na / (ga.std() + 0.01)) / max(nb / (gb.std() + 0.01), 1e-4))
+    if s["noise_ratio"] > t["noise"] and s["noise_ratio_contrast"] > t["noise"] and na > t["noise_abs"]:
         harms.append("noise")
 
     # detail: fine gradients at half resolution (removed noise does not count), against coarse contrast and
