@@ -208,9 +208,14 @@ def main() -> int:
         ran = ", ".join(f"{k} {v}" for k, v in sorted(res["recognition"][folder].items(), key=lambda kv: -kv[1]))
         lines.append(f"| {folder} | {r['images']} | {r['dcp-auto']['harm_rate']:.0%} | {r['auto']['harm_rate']:.0%} "
                      f"| {ran} |")  # fmt: skip
-    lines += ["", f"Speed on {res['cpu']} ({res['cores']} cores, native bf16: {res['bf16']}; "
-              "median of three runs after a warm-up):", "",
-              "| seconds per 1920x1080 image | " + " | ".join(samples) + " |", "|---" * (len(samples) + 1) + "|"]
+    lines += [
+        "",
+        f"Speed on {res['cpu']} ({res['cores']} cores, native bf16: {res['bf16']}; "
+        "median of three runs after a warm-up):",
+        "",
+        "| seconds per 1920x1080 image | " + " | ".join(samples) + " |",
+        "|---" * (len(samples) + 1) + "|",
+    ]
     for m in METHODS:
         cells = " | ".join(f"{res['seconds_1080p'][m][k]['seconds']:.2f} ({res['seconds_1080p'][m][k]['ran']})"
                            for k in samples)  # fmt: skip

@@ -12,7 +12,9 @@ with distance (estimated depth, grey airlight 0.75-0.95, far transmission exp(-0
 photo), a correctly removed dust veil (uniform yellow-brown veil, t = 0.35-0.55 -> the clean photo): each should
 be ``ok``. One harm is applied to a dehazed output: the clean photo with the cast of ``cast`` judged against its
 depth-hazed version (a restorer that removes haze and tints the result); one to a denoised output: a sigma-25 noisy
-photo against the clean photo blurred by 2.5 px (a denoiser that also blurs, session 33). Writes
+photo against the clean photo blurred by 2.5 px (a denoiser that also blurs, session 33); one is a blocky dehazing:
+the depth-hazed photo against the textbook DCP's output without its refinement (15-px blocks of transmission:
+``blotches``, session 34). Writes
 ``benchmarks/results/judge.{json,md}``.
 """
 
@@ -31,6 +33,7 @@ from clearsight.degrade.dataset import image_files
 from clearsight.degrade.depth import estimate_depth
 from clearsight.io import read_image
 from clearsight.judging import THRESHOLDS, judge_np
+from clearsight.priors.filters import dark_channel_np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -81,6 +84,7 @@ HARMS = {
     "halo": ("halo", None, "dark ring 6-16 px around 3 lamps, -0.25"),
     "cast_dehazed": ("colour_cast", None, "R x1.12, B x0.85 on a dehazed output"),
     "oversmoothed": ("detail_lost", None, "Gaussian blur 2.5 px on a denoised sigma-25 photo"),
+    "blocky_dehazed": ("blotches", None, "depth haze removed with unrefined 15-px DCP transmission blocks"),
 }
 CAST = np.array([1.12, 1.0, 0.85], np.float32)
 
@@ -93,6 +97,15 @@ def _depth_haze(x: np.ndarray, r: np.random.Generator) -> np.ndarray:
     d = (d - d.min()) / (d.max() - d.min() + 1e-6)
     t = np.exp(-r.uniform(0.7, 2.3) * d)[..., None].astype(np.float32)
     return t * x + (1 - t) * np.float32(r.uniform(0.75, 0.95))
+
+
+def _blocky_dehaze(hazy: np.ndarray) -> np.ndarray:
+    """``hazy`` dehazed as the textbook DCP without its refinement (session 34): the transmission is the dark
+    channel's 15-px minimum, in blocks, so the output has bands and blocks at depth edges and around bright
+    fragments (the artefact the blotch test is for)."""
+    a = np.percentile(hazy.reshape(-1, 3), 99.9, axis=0).astype(np.float32)
+    t = 1 - 0.95 * dark_channel_np(np.ascontiguousarray(hazy / a), 15)
+    return (hazy - a) / np.maximum(t, 0.1)[..., None] + a
 
 
 def _dust(x: np.ndarray, r: np.random.Generator) -> np.ndarray:
@@ -133,6 +146,9 @@ def main() -> int:
         for name, (harm, fn, _) in HARMS.items():
             if name == "cast_dehazed":
                 before, after = hazy, x * CAST
+            elif name == "blocky_dehazed":  # textbook DCP without its refinement (no random draw)
+                before = _u8(hazy)
+                after = _blocky_dehaze(before.astype(np.float32))
             elif name == "oversmoothed":  # a denoiser that also blurs
                 before, after = x + extra.normal(0, 25 / 255, x.shape), cv2.GaussianBlur(x, (0, 0), 2.5)
             else:

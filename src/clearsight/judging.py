@@ -112,7 +112,7 @@ THRESHOLDS = {
     "contrast": 0.15,
     "halo": 0.32,
     "blotches": 0.45,
-    "new_edges": 0.08,
+    "new_edges": 0.09,
 }
 
 _PREVIEW = 640
