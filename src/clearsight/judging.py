@@ -156,10 +156,10 @@ def _noisy_mean(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     sig = np.maximum(np.asarray(sigma, np.float32), 1e-4)
     t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     s = torch.from_numpy(np.broadcast_to(sig, x.shape).copy())
-    lo, hi = -t / s, (1 - t) / s
-    phi = lambda z: torch.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
+    lo, hi = -t / s, (1 - t) / s  # the clip points in units of sigma
+    pdf_lo, pdf_hi = (torch.exp(-0.5 * z * z) / np.sqrt(2 * np.pi) for z in (lo, hi))
     cdf_lo, cdf_hi = torch.special.ndtr(lo), torch.special.ndtr(hi)
-    out = s * (phi(lo) - phi(hi)) + t * (cdf_hi - cdf_lo) + (1 - cdf_hi)
+    out = s * (pdf_lo - pdf_hi) + t * (cdf_hi - cdf_lo) + (1 - cdf_hi)
     return out.numpy()
 
 
