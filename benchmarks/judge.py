@@ -33,7 +33,7 @@ from clearsight.degrade.dataset import image_files
 from clearsight.degrade.depth import estimate_depth
 from clearsight.io import read_image
 from clearsight.judging import THRESHOLDS, judge_np
-from clearsight.priors.filters import dark_channel_np
+from clearsight.priors.dcp import dcp_transmission_np, recover_np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -104,8 +104,7 @@ def _blocky_dehaze(hazy: np.ndarray) -> np.ndarray:
     channel's 15-px minimum, in blocks, so the output has bands and blocks at depth edges and around bright
     fragments (the artefact the blotch test is for)."""
     a = np.percentile(hazy.reshape(-1, 3), 99.9, axis=0).astype(np.float32)
-    t = 1 - 0.95 * dark_channel_np(np.ascontiguousarray(hazy / a), 15)
-    return (hazy - a) / np.maximum(t, 0.1)[..., None] + a
+    return recover_np(hazy, dcp_transmission_np(hazy, a, 15, 0.95, 0, 0.0), a, 0.1)  # radius 0: no refinement
 
 
 def _dust(x: np.ndarray, r: np.random.Generator) -> np.ndarray:

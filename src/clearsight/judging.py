@@ -119,6 +119,8 @@ _PREVIEW = 640
 #: The 90th percentile of the detail test's gradient magnitude on white noise, per unit of the noise sigma that
 #: ``_flat_noise`` measures on it (3.28 per true sigma; that estimate reads 0.89 of it on white noise).
 _NOISE_GRAD90 = 3.67
+#: What ``_flat_noise``'s flattest-tenth estimate reads of the true sigma of white noise.
+_FLAT_READS = 0.89
 #: Noise (luma sigma on the preview) left after the quieting blur of the structural tests, and the largest blur.
 _QUIET_NOISE, _QUIET_MAX = 0.01, 4.0
 
@@ -150,6 +152,16 @@ class Verdict:
         return "ok" if self.ok else "harmed: " + ", ".join(self.harms)
 
 
+def _lost_noise(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Per channel, the sigma of the noise that ``b`` has and ``a`` lost (a denoising), from the flattest blocks of
+    two ``(H, W, 3)`` arrays: ``sqrt(max(n_b^2 - n_a^2, 0))``; 0 where ``a`` kept or added noise."""
+
+    def n(x: np.ndarray, c: int) -> float:
+        return _flat_noise(np.ascontiguousarray(x[..., c]))[1] / _FLAT_READS
+
+    return np.array([np.sqrt(max(n(b, c) ** 2 - n(a, c) ** 2, 0.0)) for c in range(3)])
+
+
 def _noisy_mean(x: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """The expected value of ``clip(x + n, 0, 1)`` for Gaussian ``n`` of per-channel ``sigma``: what a noisy capture
     of ``x`` averages to, clipping included (dark pixels lifted, bright ones lowered, colours greyed)."""
@@ -174,14 +186,14 @@ def _channel_gains(pb: np.ndarray, pa: np.ndarray, radius: int = 6, smooth: floa
     if smooth > 0:
         pb, pa = cv2.GaussianBlur(pb, (0, 0), smooth), cv2.GaussianBlur(pa, (0, 0), smooth)
     box = (2 * radius + 1, 2 * radius + 1)
+    # the noise BEFORE had and AFTER lost (a denoising) inflates BEFORE's variance but not the covariance: taken out,
+    # or a denoiser that removes more noise from blue than from green reads as a cast (real camera noise)
+    lost = _lost_noise(pb, pa)
     gains, var = [], []
     for c in range(3):
         bc, ac = np.ascontiguousarray(pb[..., c]), np.ascontiguousarray(pa[..., c])
-        # the noise BEFORE had and AFTER lost (a denoising) inflates BEFORE's variance but not the covariance: taken
-        # out, or a denoiser that removes more noise from blue than from green reads as a cast (real camera noise)
-        removed = max(_flat_noise(bc)[1] ** 2 - _flat_noise(ac)[1] ** 2, 0.0) / 0.89**2
         mb = cv2.blur(bc, box)
-        v = cv2.blur(bc * bc, box) - mb * mb - removed
+        v = cv2.blur(bc * bc, box) - mb * mb - lost[c] ** 2
         gains.append((cv2.blur(bc * ac, box) - mb * cv2.blur(ac, box)) / np.maximum(v, 1e-6))
         var.append(v)
     v = np.minimum(np.minimum(var[0], var[1]), var[2])
@@ -271,15 +283,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # heavy noise clipped at black and white shifts BEFORE's colours: the colour tests then compare BEFORE with the
     # mean AFTER would have under BEFORE's noise (per channel, at full size, less the noise AFTER kept), so that a
     # correct denoising is no cast (session 34)
-    pc = pa
-    if quiet > 0:
-        nb_, na_ = _crop(b), _crop(a)
-        sig = [
-            np.sqrt(max(_flat_noise(np.ascontiguousarray(nb_[..., c]))[1] ** 2
-                        - _flat_noise(np.ascontiguousarray(na_[..., c]))[1] ** 2, 0.0)) / 0.89
-            for c in range(3)
-        ]  # fmt: skip
-        pc = _noisy_mean(pa, np.array(sig, np.float32))
+    pc = _noisy_mean(pa, _lost_noise(_crop(b), _crop(a))) if quiet > 0 else pa
     # colour, on smoothed previews so that noise does not read as colour (at 1.5 px, removing sigma-15 noise still
     # read as a cast in 9% of photos: noise clipped at black and white greys the colours; 3 px: none)
     sb, sa = cv2.GaussianBlur(pb, (0, 0), 3.0), cv2.GaussianBlur(pc, (0, 0), 3.0)
@@ -300,8 +304,11 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
 
     tb, ta = typical_chroma(pb, float(np.hypot(4.0, quiet))), typical_chroma(pc)
 
+    def most_neutral(region: np.ndarray, chroma: np.ndarray) -> np.ndarray:  # the 30% of ``region`` least coloured
+        return region & (chroma <= np.percentile(chroma[region], 30))
+
     def neutral_cast(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = region & (cq <= np.percentile(cq[region], 30)) if region.mean() >= 0.125 else np.zeros_like(region)
+        m = most_neutral(region, cq) if region.mean() >= 0.125 else np.zeros_like(region)
         if not m.any():
             return np.zeros(2), np.zeros(2)
         kb = np.array([lb[:, :, 1][m].mean(), lb[:, :, 2][m].mean()])
@@ -352,8 +359,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     gained = False
     if quiet == 0 and yb.mean() >= 0.25 and lit.mean() >= 0.25:
         d = _channel_gains(pb, pa)
-        grey = lit & (cq <= np.percentile(cq[lit], 30))
-        lg = np.log(sb[grey].mean(0) + 1e-3)
+        lg = np.log(sb[most_neutral(lit, cq)].mean(0) + 1e-3)
         kg = np.array([lg[0] - lg[1], lg[2] - lg[1]])  # BEFORE's greys, log R/G and B/G
         s["gain_turn"] = float(np.hypot(*d))
         gained = s["gain_turn"] > t["gain"] and np.hypot(*(kg + d)) > np.hypot(*kg) + 0.5 * t["gain"]
@@ -374,7 +380,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
             and ya.std() > (1 + t["lift"]) * yb.std()
         )
         if lifted:
-            grey_a = lit & (ca <= np.percentile(ca[lit], 30))
+            grey_a = most_neutral(lit, ca)
             own = np.array([la[:, :, 1][grey_a].mean(), la[:, :, 2][grey_a].mean()]) * 10 / (ta + 3)
             s["cast_own"] = float(np.hypot(*own))
             shifted, turned = s["cast_own"] > t["own"], False
