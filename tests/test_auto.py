@@ -281,6 +281,28 @@ def test_judge_lets_a_restored_white_plateau_be_and_finds_clipping():
     assert "clipped" in judge_np(clean, np.clip(clean * 2.0, 0, 1)).harms
 
 
+@pytest.mark.parametrize("seed", [1, 3])
+def test_judge_needs_texture_lost_for_clipping_and_crushed_shadows(seed):
+    # a white sky at the far plane and a black doorway under haze that thickens with depth: BEFORE holds them as flat
+    # greys off its own extremes (a nearer white sign is brighter), so the restored white and black read as newly
+    # clipped and crushed; nothing was there to lose (session 35: 11 of 104 depth dehazings called clipped, 5 over-
+    # dehazed). A gain that clips textured highlights, a black point that crushes textured shadows, still harm
+    clean = 0.15 + 0.6 * _colour_grain(seed)
+    clean[:90], clean[200:230, 200:300], clean[150:210, 20:120] = 1.0, 1.0, 0.0
+    depth = np.repeat(np.clip(np.linspace(1.3, 0.1, 240), 0, 1)[:, None], 320, 1)
+    depth[150:210, 20:120] = 0.6
+    t = np.exp(-1.8 * depth)[..., None]
+    u8 = lambda x: (np.round(np.clip(x, 0, 1) * 255) / 255).astype(np.float32)  # noqa: E731
+    hazy, restored = u8(t * clean + (1 - t) * 0.85), u8(clean)
+    verdict = judge_np(hazy, restored)
+    assert not {"clipped", "over_dehazed"} & set(verdict.harms)
+    assert verdict.scores["clip_growth"] > THRESHOLDS["clip"]  # the texture rule is what excuses it
+    assert {"clipped", "over_dehazed"} <= set(judge_np(hazy, restored, {"texture": 0.0}).harms)
+    grain = 0.15 + 0.6 * _colour_grain(seed)
+    assert "clipped" in judge_np(grain, np.clip(grain * 2.0, 0, 1)).harms
+    assert "over_dehazed" in judge_np(grain, np.clip((grain - 0.4) / 0.6, 0, 1)).harms
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_judge_calls_noise_uncovered_by_a_veil_removed_no_harm_and_finds_noise_added(seed):
     # a grey veil (t = 0.4) hides the photo's own noise; removing it scales that noise with the contrast, by 1/t,
