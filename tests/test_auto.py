@@ -113,15 +113,13 @@ def test_the_guard_falls_back_to_a_milder_dehazing(monkeypatch):
     strict.chain.models["dcp"] = tint
     out2, state2 = restore_array(x, strict)
     assert state2.params["steps"] == [] and "dcp dropped" in state2.reason and np.array_equal(out2, x)
-    night = Auto()  # dcp-night falls back the same way (session 32); dcp-dust has no milder fallback
-    _fake(monkeypatch, "night_haze")
-    night.chain.models["dcp-night"] = tint
-    state3 = restore_array(x, night)[1]
-    assert state3.params["steps"] == ["dcp-night"] and state3.inner.params["strength"] == 0.35
-    dust = Auto()
-    _fake(monkeypatch, "sand_dust")
-    dust.chain.models["dcp-dust"] = tint
-    assert restore_array(x, dust)[1].params["steps"] == []
+    # dcp-night falls back the same way (session 32), and dcp-dust since session 35
+    for label, step in (("night_haze", "dcp-night"), ("sand_dust", "dcp-dust")):
+        other = Auto()
+        _fake(monkeypatch, label)
+        other.chain.models[step] = tint
+        state3 = restore_array(x, other)[1]
+        assert state3.params["steps"] == [step] and state3.inner.params["strength"] == 0.35
 
 
 def test_features_and_recogniser_file_round_trip(tmp_path):

@@ -195,6 +195,40 @@ def test_night_brightens_and_dust_removes_cast():
     assert abs(lab_cast_np(out)[1]) < 0.5 * lab_cast_np(yellow)[1]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dust_removes_the_veil_and_the_tint_of_its_light_without_a_cast(seed):
+    # the sand_dust model: a yellow-orange veil over depth and the scene's light filtered (blue absorbed). Until
+    # session 35 dcp-dust removed a gray-world cast in CIELAB and turned these scenes' colours (the judge: a cast on
+    # both; its mean chroma stayed 16 and 11 from the clean photo's)
+    import cv2
+
+    from clearsight.judging import judge_np
+    from clearsight.priors.dcp import DCP
+    from clearsight.priors.dust import DustDCP
+
+    _, clean, t = hazy_scene(192, 256, seed=seed, beta=1.6)
+    t = t[..., None]
+    airlight = np.array([0.85, 0.68, 0.40], np.float32)
+    dusty = (clean * np.array([1.0, 0.9, 0.8], np.float32) * t + airlight * (1 - t)).astype(np.float32)
+    out, state = DustDCP().restore_np(dusty)
+
+    def tint(x):  # mean a*, b*
+        lab = cv2.cvtColor(np.ascontiguousarray(x, np.float32), cv2.COLOR_RGB2Lab)
+        return np.array([lab[..., 1].mean(), lab[..., 2].mean()])
+
+    assert np.hypot(*(tint(out) - tint(clean))) < 0.5 * np.hypot(*(tint(dusty) - tint(clean)))
+    assert judge_np(dusty, out).ok
+    gain = [float(psnr(torch.from_numpy(v).permute(2, 0, 1)[None], torch.from_numpy(clean).permute(2, 0, 1)[None]))
+            for v in (dusty, out)]  # fmt: skip
+    assert gain[1] > gain[0] + 3.5
+    gains = state.params["gains"]
+    assert gains[2] > 1.2 > gains[1] > gains[0]  # blue lifted most: the dust's light is yellow-orange
+    # without the balance it is dcp with the dust's airlight
+    np.testing.assert_allclose(DustDCP(balance=0.0).restore_np(dusty)[0], DCP().restore_np(dusty)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="balance"):
+        DustDCP(balance=2.0)
+
+
 def test_unknown_model_suggests():
     with pytest.raises(cs.UnknownNameError, match="did you mean dcp"):
         cs.create_model("dcpp")
