@@ -435,9 +435,9 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # interior, so the edges at their border do not count) at least ``texture`` (0.3 8-bit codes per pixel). A flat
     # hazy sky that a correct dehazing returns to white has less (at most 0.0017 on the calibration pairs, mostly
     # under 0.0006), the highlights a gain of 1.6 clips have 0.0014 and more, most well above
-    clipped_now = new_clip & ~old_clip
-    inner = cv2.erode(clipped_now.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    s["clip_texture"] = float(_grad(yb)[inner].mean() / 8) if inner.any() else 0.0
+    grad_b, k3 = _grad(yb), np.ones((3, 3), np.uint8)  # (Sobel: 8x the gradient per pixel)
+    inner = cv2.erode((new_clip & ~old_clip).astype(np.uint8), k3) > 0
+    s["clip_texture"] = float(grad_b[inner].mean() / 8) if inner.any() else 0.0
     if s["clip_growth"] > t["clip"] and s["clip_texture"] >= t["texture"]:
         harms.append("clipped")
     # dark channel: over-dehazing, added haze
@@ -447,13 +447,14 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
     # ... with their texture: gradients inside the near-black region of AFTER against the same pixels of BEFORE
     # (a correct dehazing raises them, 1.5x or more in 95% of photos; crushing flattens them, under 0.2 in 90%)
     crushed = ya <= 0.02
-    inner = cv2.erode(crushed.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    inner = cv2.erode(crushed.astype(np.uint8), k3) > 0
     inner = inner if inner.mean() >= 0.002 else crushed
     measured = crushed.mean() >= 0.005
-    s["shadow_detail"] = float(_grad(ya)[inner].mean() / (_grad(yb)[inner].mean() + 1e-3)) if measured else 1.0
+    texture_b = float(grad_b[inner].mean()) if measured else 0.0
+    s["shadow_detail"] = float(_grad(ya)[inner].mean() / (texture_b + 1e-3)) if measured else 1.0
     # ... and BEFORE had texture there to lose (session 35, as for clipping: a shadow that haze lifted to a flat grey
     # has none; the shadows the black-point harm crushes have 0.0026 and more)
-    s["shadow_texture"] = float(_grad(yb)[inner].mean() / 8) if measured else 0.0
+    s["shadow_texture"] = texture_b / 8
     crushed_flat = s["shadow_detail"] < t["shadow"] and s["shadow_texture"] >= t["texture"]
     if za - zb > t["dark"] and s["crushed_growth"] > t["crushed"] and crushed_flat:
         harms.append("over_dehazed")
