@@ -307,6 +307,9 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
 
     tb, ta = typical_chroma(pb, float(np.hypot(4.0, quiet))), typical_chroma(pc)
 
+    def mean_ab(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:  # the mean (a*, b*) of ``lab`` over ``mask``
+        return np.array([lab[:, :, 1][mask].mean(), lab[:, :, 2][mask].mean()])
+
     def most_neutral(region: np.ndarray, chroma: np.ndarray) -> np.ndarray:  # the 30% of ``region`` least coloured
         return region & (chroma <= np.percentile(chroma[region], 30))
 
@@ -314,8 +317,8 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
         m = most_neutral(region, cq) if region.mean() >= 0.125 else np.zeros_like(region)
         if not m.any():
             return np.zeros(2), np.zeros(2)
-        kb = np.array([lb[:, :, 1][m].mean(), lb[:, :, 2][m].mean()])
-        ka = np.array([la[:, :, 1][m].mean(), la[:, :, 2][m].mean()])
+        kb = mean_ab(lb, m)
+        ka = mean_ab(la, m)
         return 10 * kb / (tb + 3), 10 * ka / (ta + 3)
 
     # the colour of near-black pixels cannot be measured
@@ -373,8 +376,8 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
         # comes back: the shift and the turn say nothing. AFTER's own greys are judged instead: a cast when their
         # mean a*b* (relative to AFTER's typical chroma, as above) is over ``own``, the 95th percentile of clean
         # photos (6.2 on the judge's calibration photos)
-        tint_b = np.array([lb[:, :, 1][lit].mean(), lb[:, :, 2][lit].mean()])
-        tint_a = np.array([la[:, :, 1][lit].mean(), la[:, :, 2][lit].mean()])
+        tint_b = mean_ab(lb, lit)
+        tint_a = mean_ab(la, lit)
         s["tint_drop"] = float((tint_b - tint_a) @ tint_b / (np.hypot(*tint_b) + 1e-6))
         lifted = (
             np.hypot(*tint_b) > t["tint"]
@@ -384,7 +387,7 @@ def judge_np(before: np.ndarray, after: np.ndarray, thresholds: dict[str, float]
         )
         if lifted:
             grey_a = most_neutral(lit, ca)
-            own = np.array([la[:, :, 1][grey_a].mean(), la[:, :, 2][grey_a].mean()]) * 10 / (ta + 3)
+            own = mean_ab(la, grey_a) * 10 / (ta + 3)
             s["cast_own"] = float(np.hypot(*own))
             shifted, turned = s["cast_own"] > t["own"], False
     if shifted or turned or gained:

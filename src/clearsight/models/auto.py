@@ -172,7 +172,7 @@ class Auto(Restorer):
     #: validation 6 of the 7 harmed outputs pass at a milder strength). ``dcp-dust`` since session 35, when it became
     #: ``dcp`` and a white balance by the airlight's colour (a blend is then a higher transmission and a partial
     #: balance; on the ``sand_dust`` validation of ``benchmarks/dust.py`` 16.60 dB against 15.86 when dropped).
-    milder: dict[str, tuple[float, ...]] = {"dcp": (0.6, 0.35), "dcp-night": (0.6, 0.35), "dcp-dust": (0.6, 0.35)}
+    milder: dict[str, tuple[float, ...]] = dict.fromkeys(("dcp", "dcp-night", "dcp-dust"), (0.6, 0.35))
 
     def __init__(self, guard: bool = True, recogniser: str | None = None, milder: bool = True) -> None:
         self.guard = bool(guard)
