@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--max-luma", default=None, help="e.g. low_light=0.3,night_haze=0.47: brighter ones unchanged")
     ap.add_argument("--dark-luma", type=float, default=None, help="darker photos always go to the network")
     ap.add_argument("--guard", default=None, help="e.g. low_light=0.6/0.35: tasks the judge checks, and strengths")
+    ap.add_argument("--confirm", default=None, help="e.g. dark,low_light: calls the real-photo recogniser confirms")
     ap.add_argument("--only", nargs="+", default=None, help="score only these rows (a scratch comparison)")
     ap.add_argument("--out", default=str(RESULTS / "udair_gate"))
     args = ap.parse_args()
@@ -116,6 +117,8 @@ def main() -> None:
         learned.GATE_GUARD = {k: tuple(float(v) for v in vs.split("/") if v) for k, vs in pairs}
     if args.max_luma is not None:
         learned.GATE_MAX_LUMA = {k: float(v) for k, v in (kv.split("=") for kv in args.max_luma.split(",") if kv)}
+    if args.confirm is not None:
+        learned.GATE_CONFIRM = tuple(t for t in args.confirm.split(",") if t)
     weights = args.weights or str(cs.models.weights_file("udair.allinone"))
     methods = {"no gate": cs.load_restorer(weights, gate=False), "gate": cs.load_restorer(weights, gate=True)}
     tasks = methods["gate"].net.config.tasks
@@ -179,6 +182,7 @@ def main() -> None:
         "task_min_prob": learned.GATE_TASK_MIN_PROB,
         "dark_luma": learned.GATE_DARK_LUMA,
         "max_luma": learned.GATE_MAX_LUMA,
+        "confirm": list(learned.GATE_CONFIRM),
         "projection": learned.GATE_PROJECTION,
         "images_per_task": len(files),
         "rows": rows,
@@ -191,7 +195,8 @@ def main() -> None:
              f"probability under {res['min_prob']:g} "
              f"({', '.join(f'{k} {v:g}' for k, v in res['task_min_prob'].items())}) or brighter than mean luma "
              f"{', '.join(f'{v:g} ({k})' for k, v in res['max_luma'].items())}; photos darker than mean luma "
-             f"{res['dark_luma']:g} always go to the network; projected: "
+             f"{res['dark_luma']:g} always go to the network; "
+             f"confirmed by the real-photo recogniser: {', '.join(res['confirm']) or 'none'}; projected: "
              f"{', '.join(f'{k} ({v})' for k, v in res['projection'].items())}.", "",
              f"`python benchmarks/udair_gate.py --data {args.data}`: {len(files)} Kodak24 crops (256x384) per preset; "
              f"PSNR / SSIM against the clean photo (capped at {CAP:g} dB); `real_dim` "

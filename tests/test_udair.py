@@ -275,12 +275,27 @@ def test_training_fills_the_prototype_bank(tmp_path):
         load_config(None, over + ["data.balanced=false"])
 
 
+def _recognition(found: list[str]):
+    from clearsight.recognition import LABELS, Recognition
+
+    return Recognition({k: float(k in found or (k == "clean" and not found)) for k in LABELS})
+
+
+@pytest.fixture(autouse=True)
+def _recogniser_finds_noise(monkeypatch):
+    """The gate's confirming recogniser (``GATE_CONFIRM``) stubbed to find noise, so that the gate tests below see the
+    identifier's call alone; ``test_the_gate_asks_the_recogniser_before_acting_on_a_doubtful_call`` changes it."""
+    import clearsight.models.auto as auto
+
+    monkeypatch.setattr(auto, "recognise", lambda image, path=None: _recognition(["noise"]))
+
+
 def _gated(task: str | None, prob: float | None = None):
     """A tiny UDAIR restorer whose identifier always says ``task`` (``None``: unsure, noise by a little), with
     probability ``prob`` if given, and whose network brightens and adds grain."""
     from clearsight.models.learned import NetworkRestorer
 
-    tasks = ("clean", "noise", "low_light", "night_haze", "day_haze")
+    tasks = ("clean", "noise", "low_light", "night_haze", "day_haze", "blur")
     net = UDAIR(UDAIRConfig.tiny(), tasks=tasks, proto_size=32, identifier=(4, 8)).eval()
     with torch.no_grad():
         net.identifier.head.weight.zero_()
@@ -299,7 +314,8 @@ def _gated(task: str | None, prob: float | None = None):
 
 @pytest.mark.parametrize("task", ["clean", "noise", "low_light"])
 def test_the_gate_leaves_clean_images_alone_and_keeps_the_tone_of_denoising(task):
-    x = np.random.default_rng(0).uniform(0.15, 0.22, (64, 80, 3)).astype(np.float32)  # dim, not dark
+    lo = 0.15 if task != "low_light" else 0.05  # dim, not dark; a low-light call is acted on only when dark
+    x = np.random.default_rng(0).uniform(lo, lo + 0.07, (64, 80, 3)).astype(np.float32)
     r = _gated(task)
     st = r.prepare(x)
     out = r.process(x, st)
@@ -364,6 +380,39 @@ def test_the_gate_does_not_hold_back_a_dark_photo():
         out = r.process(dark, st)
         assert "task" not in st.params and "dark" in st.reason
         assert float(out.mean() - dark.mean()) > 0.15  # brightened, as the network does
+
+
+@pytest.mark.parametrize(("task", "luma"), [("noise", (0.2, 0.5)), ("blur", (0.2, 0.5)), ("clean", (0.0, 0.1))])
+def test_the_gate_asks_the_recogniser_before_acting_on_a_doubtful_call(monkeypatch, task, luma):
+    """Denoising, deblurring and a dark photo the identifier calls clean, noise or blur (``GATE_CONFIRM``): the photo
+    is left unchanged when the real-photo recogniser finds nothing in it, restored as before when it finds something.
+    A call outside ``GATE_CONFIRM`` (night haze) does not ask."""
+    import clearsight.models.auto as auto
+    import clearsight.models.learned as learned
+
+    monkeypatch.setattr(learned, "GATE_CONFIRM", ("dark", "noise", "blur"))
+    x = np.random.default_rng(8).uniform(*luma, (64, 80, 3)).astype(np.float32)
+    asked = []
+
+    def finds(found):
+        def recognise(image, path=None):
+            asked.append(image.shape)
+            return _recognition(found)
+
+        return recognise
+
+    r = _gated(task)
+    monkeypatch.setattr(auto, "recognise", finds([]))
+    st = r.prepare_image(x)
+    assert st.params["task"] == "clean" and "recogniser finds nothing" in st.reason
+    assert np.array_equal(r.process(x, st), x) and asked == [x.shape]  # asked once, about the whole image
+    monkeypatch.setattr(auto, "recognise", finds(["low_light"]))
+    st = r.prepare_image(x)
+    assert st.params.get("task") != "clean" and float(np.abs(r.process(x, st) - x).mean()) > 0.01
+    monkeypatch.setattr(auto, "recognise", finds([]))
+    asked.clear()
+    st = _gated("night_haze", prob=0.99).prepare_image(np.clip(x, 0.2, 0.4))
+    assert st.params["task"] == "night_haze" and not asked
 
 
 def test_the_gate_needs_a_surer_identification_for_night_haze():
