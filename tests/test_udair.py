@@ -390,7 +390,7 @@ def test_the_gate_asks_the_recogniser_before_acting_on_a_doubtful_call(monkeypat
     import clearsight.models.auto as auto
     import clearsight.models.learned as learned
 
-    monkeypatch.setattr(learned, "GATE_CONFIRM", ("dark", "noise", "blur"))
+    monkeypatch.setattr(learned, "GATE_CONFIRM", ("dark_as_is", "noise", "blur"))
     x = np.random.default_rng(8).uniform(*luma, (64, 80, 3)).astype(np.float32)
     asked = []
 
@@ -429,11 +429,12 @@ def test_the_gate_needs_a_surer_identification_for_night_haze():
 
 
 @pytest.mark.parametrize(("grain", "expected"), [(0.005, 1.0), (0.02, 0.35), (0.03, None)])
-@pytest.mark.parametrize(("key", "task"), [("low_light", "low_light"), ("dark", "clean")])
+@pytest.mark.parametrize(("key", "task"), [("low_light", "low_light"), ("dark", "clean"), ("dark_as_is", "noise")])
 def test_the_gate_guard_retries_a_harmful_result_milder_or_leaves_the_photo(monkeypatch, grain, expected, key, task):
     """``GATE_GUARD`` (off as shipped: on validation it cost lol_train 0.37 dB, and its ``dark`` key 0.7 dB,
     docs/allinone.md): a result the judge calls harmed on the preview is blended back towards the input, or the
-    photo is left unchanged. ``dark`` checks any photo of the dark branch, here one identified clean."""
+    photo is left unchanged. ``dark`` checks any photo of the dark branch, here one identified clean; ``dark_as_is``
+    only a dark one called clean, noise or blur."""
     from conftest import scene
 
     import clearsight.models.learned as learned
@@ -452,7 +453,7 @@ def test_the_gate_guard_retries_a_harmful_result_milder_or_leaves_the_photo(monk
     if expected is None:
         assert st.params["task"] == "clean" and "at every strength" in st.reason and np.array_equal(out, x)
     else:
-        assert st.params.get("task") == (task if task != "clean" else None)  # dark and clean: the network's output
+        assert st.params.get("task") == (None if key.startswith("dark") else task)  # dark: the network's output
         assert st.params.get("strength", 1.0) == expected
         assert ("at strength" in st.reason) == (expected < 1)
         np.testing.assert_allclose(out, np.clip(x + expected * (full - x), 0, 1), atol=1e-5)

@@ -141,17 +141,18 @@ GATE_DARK_LUMA = DARK_LUMA
 #: Tasks whose result the gate checks on the preview with the judge (:func:`clearsight.judging.judge_np`); a harmed
 #: result is retried at these strengths (``x + s (y - x)``), and left out (the photo unchanged) when harmed at every
 #: one. The key ``"dark"`` checks every photo of the dark branch (darker than :data:`GATE_DARK_LUMA`), whatever it
-#: was identified as. Empty: no check.
+#: was identified as; ``"dark_as_is"`` only those the identifier called clean, noise or blur (the network's output
+#: as it is). Empty: no check.
 GATE_GUARD: dict[str, tuple[float, ...]] = {}
 #: Calls the real-photo recogniser (the one ``auto`` uses, :mod:`clearsight.recognition`) must confirm before the gate
 #: acts on them: the photo is returned unchanged unless the recogniser finds some degradation in it. UDAIR's identifier
 #: learned our synthesis, and on real photos it brightens dim scenes photographed as they look and "sharpens" sharp
-#: ones; the recogniser was trained on real folders. The key ``"dark"``: a photo darker than :data:`GATE_DARK_LUMA`
-#: that the identifier calls clean, noise or blur, which the gate would otherwise give to the network as it is.
+#: ones; the recogniser was trained on real folders. The key ``"dark_as_is"``: a photo darker than
+#: :data:`GATE_DARK_LUMA` that the identifier calls clean, noise or blur, which the gate gives to the network as it is.
 #: Empty: the identifier alone decides.
 #: Chosen on validation (``benchmarks/udair_gate.py``, session 36, ``docs/allinone.md``): clean dim photos
 #: 48.84 -> 49.24 dB, the synthetic noise row 29.17 -> 29.08, every other row unchanged.
-GATE_CONFIRM: tuple[str, ...] = ("dark", "noise", "blur")
+GATE_CONFIRM: tuple[str, ...] = ("dark_as_is", "noise", "blur")
 
 
 def keep_tone(x: np.ndarray, out: np.ndarray, sigma: float) -> np.ndarray:
@@ -331,16 +332,16 @@ class NetworkRestorer(Restorer):
                 what = {"clean": "left unchanged", **{t: "input's tone kept" for t in GATE_TONE_TASKS}}
                 what |= {t: f"projected onto the input ({m} gain)" for t, m in GATE_PROJECTION.items()}
                 reason += f": {what[task]}" if task in what else ""
-            overridden = dark and "task" not in params  # identified clean, noise or blur, but dark
-            if ("dark" if overridden else params["task"]) in GATE_CONFIRM:
+            branch = "dark_as_is" if dark and "task" not in params else params["task"]
+            if branch in GATE_CONFIRM:
                 from .auto import recognise
 
                 rec = recognise(arr)
                 if rec.is_clean:
                     params["task"] = "clean"
                     reason += "; the recogniser finds nothing to restore: left unchanged"
-            guard = "dark" if dark and "dark" in GATE_GUARD else params.get("task")
-            if guard in GATE_GUARD:
+            guard = "dark" if dark and "dark" in GATE_GUARD else branch
+            if guard in GATE_GUARD and params.get("task") != "clean":
                 reason += self._guard(preview, params, GATE_GUARD[guard])
         return RestorerState(self.name, reason, params)
 
