@@ -285,9 +285,9 @@ def _recognition(found: list[str]):
 def _recogniser_finds_noise(monkeypatch):
     """The gate's confirming recogniser (``GATE_CONFIRM``) stubbed to find noise, so that the gate tests below see the
     identifier's call alone; ``test_the_gate_asks_the_recogniser_before_acting_on_a_doubtful_call`` changes it."""
-    import clearsight.models.auto as auto
+    import clearsight.models._recognise as _recognise
 
-    monkeypatch.setattr(auto, "recognise", lambda image, path=None: _recognition(["noise"]))
+    monkeypatch.setattr(_recognise, "recognise", lambda image, path=None: _recognition(["noise"]))
 
 
 def _gated(task: str | None, prob: float | None = None):
@@ -387,7 +387,7 @@ def test_the_gate_asks_the_recogniser_before_acting_on_a_doubtful_call(monkeypat
     """Denoising, deblurring and a dark photo the identifier calls clean, noise or blur (``GATE_CONFIRM``): the photo
     is left unchanged when the real-photo recogniser finds nothing in it, restored as before when it finds something.
     A call outside ``GATE_CONFIRM`` (night haze) does not ask."""
-    import clearsight.models.auto as auto
+    import clearsight.models._recognise as _recognise
     import clearsight.models.learned as learned
 
     monkeypatch.setattr(learned, "GATE_CONFIRM", ("dark_as_is", "noise", "blur"))
@@ -402,14 +402,14 @@ def test_the_gate_asks_the_recogniser_before_acting_on_a_doubtful_call(monkeypat
         return recognise
 
     r = _gated(task)
-    monkeypatch.setattr(auto, "recognise", finds([]))
+    monkeypatch.setattr(_recognise, "recognise", finds([]))
     st = r.prepare_image(x)
     assert st.params["task"] == "clean" and "recogniser finds nothing" in st.reason
     assert np.array_equal(r.process(x, st), x) and asked == [x.shape]  # asked once, about the whole image
-    monkeypatch.setattr(auto, "recognise", finds(["low_light"]))
+    monkeypatch.setattr(_recognise, "recognise", finds(["low_light"]))
     st = r.prepare_image(x)
     assert st.params.get("task") != "clean" and float(np.abs(r.process(x, st) - x).mean()) > 0.01
-    monkeypatch.setattr(auto, "recognise", finds([]))
+    monkeypatch.setattr(_recognise, "recognise", finds([]))
     asked.clear()
     st = _gated("night_haze", prob=0.99).prepare_image(np.clip(x, 0.2, 0.4))
     assert st.params["task"] == "night_haze" and not asked

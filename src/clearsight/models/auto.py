@@ -23,44 +23,14 @@ global state, and a video keeps its first frame's steps (:meth:`Auto.freeze`).
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from ..priors.base import DARK_LUMA, Restorer, RestorerState, make_preview, mean_luma
-from ..recognition import LABELS, Recogniser, Recognition, image_array
+from ..recognition import LABELS, Recognition
+from ._recognise import RECOGNISER, load_recogniser, recognise, recognition_nets
 
 __all__ = ["Auto", "Chain", "recognise", "load_recogniser", "recognition_nets", "RECOGNISER"]
-
-#: The shipped recogniser (``recipes/recogniser.py``; card ``recogniser_real.md``).
-RECOGNISER = Path(__file__).resolve().parent / "weights" / "recogniser_real.npz"
-
-
-@lru_cache(maxsize=1)
-def recognition_nets():
-    """The networks the recogniser's features use: the shipped denoiser (its noise-level estimator) and the
-    synthetic degradation classifier."""
-    from ._weights import load_weights
-    from .learned import WEIGHTS_DIR
-
-    ffd, _ = load_weights(WEIGHTS_DIR / "ffdnet_denoise.safetensors")
-    deg, _ = load_weights(WEIGHTS_DIR / "degclass_synth.safetensors")
-    return ffd.eval(), deg.eval()
-
-
-@lru_cache(maxsize=4)
-def load_recogniser(path: str | None = None) -> Recogniser:
-    """The recogniser in ``path`` (default: the shipped one), with its networks, loaded once."""
-    return Recogniser.load(path or RECOGNISER, nets=recognition_nets())
-
-
-def recognise(image, path: str | None = None) -> Recognition:
-    """What ``image`` needs (``cs.recognise``): a file path, an ``(H, W, 3)`` array (uint8, uint16 or float in
-    [0, 1]) or a ``(3, H, W)`` / ``(1, 3, H, W)`` tensor in [0, 1]. Returns a
-    :class:`~clearsight.recognition.Recognition` (``.found``, ``.probabilities``)."""
-    return load_recogniser(path)(image_array(image))
-
 
 #: Restorer of each degradation; ``None``: reported and left alone. Noise: the smaller denoiser (``ffdnet.fast``, half
 #: the convolutions of ``ffdnet.denoise`` for 0.1 dB less on its validation; session 33, ``docs/auto.md``), so that

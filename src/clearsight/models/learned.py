@@ -334,7 +334,7 @@ class NetworkRestorer(Restorer):
                 reason += f": {what[task]}" if task in what else ""
             branch = "dark_as_is" if dark and "task" not in params else params["task"]
             if branch in GATE_CONFIRM:
-                from .auto import recognise
+                from ._recognise import recognise
 
                 rec = recognise(arr)
                 if rec.is_clean:
