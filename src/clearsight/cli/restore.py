@@ -98,7 +98,8 @@ def add_restore(sub) -> None:
         action="store_true",
         help="learned udair models: run the network on every image as it is (by default an image it identifies as "
         "clean, identifies unsurely, or calls low light or night haze while it is bright, is left unchanged, and "
-        "for noise and blur the input's tone is kept: only finer detail changes)",
+        "for noise and blur the input's tone is kept: only finer detail changes; a call of noise or blur, or a dark "
+        "photo called clean, is acted on only when auto's recogniser finds something in it)",
     )
     r.add_argument(
         "--affine-mode",
