@@ -8,15 +8,14 @@ that both can import it.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 from ..recognition import Recogniser, Recognition, image_array
+from ._weights import WEIGHTS_DIR
 
 __all__ = ["RECOGNISER", "load_recogniser", "recognise", "recognition_nets"]
 
-WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: The shipped recogniser (``recipes/recogniser.py``; card ``recogniser_real.md``).
-RECOGNISER = WEIGHTS / "recogniser_real.npz"
+RECOGNISER = WEIGHTS_DIR / "recogniser_real.npz"
 
 
 @lru_cache(maxsize=1)
@@ -25,8 +24,8 @@ def recognition_nets():
     synthetic degradation classifier."""
     from ._weights import load_weights
 
-    ffd, _ = load_weights(WEIGHTS / "ffdnet_denoise.safetensors")
-    deg, _ = load_weights(WEIGHTS / "degclass_synth.safetensors")
+    ffd, _ = load_weights(WEIGHTS_DIR / "ffdnet_denoise.safetensors")
+    deg, _ = load_weights(WEIGHTS_DIR / "degclass_synth.safetensors")
     return ffd.eval(), deg.eval()
 
 

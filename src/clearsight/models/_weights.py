@@ -16,7 +16,10 @@ from torch import nn
 
 from .._errors import ClearsightError
 
-__all__ = ["save_weights", "load_weights", "read_metadata"]
+__all__ = ["save_weights", "load_weights", "read_metadata", "WEIGHTS_DIR"]
+
+#: Folder of the weights shipped inside the package.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def save_weights(module: nn.Module, path: str | os.PathLike, arch: str, args: dict, **meta: Any) -> Path:

@@ -41,8 +41,6 @@ recogniser that ``auto`` uses finds some degradation in them (:data:`GATE_CONFIR
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
@@ -50,11 +48,9 @@ from torch import nn
 
 from .._errors import ClearsightError
 from ..priors.base import DARK_LUMA, Restorer, RestorerState, make_preview, mean_luma
+from ._weights import WEIGHTS_DIR
 
 __all__ = ["NetworkRestorer", "affine_project", "guided_upsample", "shared_gain_upsample", "WEIGHTS_DIR"]
-
-#: Folder of the weights shipped inside the package.
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
