@@ -49,6 +49,8 @@ VARIANTS = {
     "colabator_best": {"model": "corun.haze", "method": "colabator", "keep": "best"},
     "colabator_best_long": {"model": "corun.haze", "method": "colabator", "keep": "best"},  # for a larger --iters
     "colabator_best_s1": {"model": "corun.haze", "method": "colabator", "keep": "best", "seed": 1},
+    # the teacher chosen on 8 target images withheld from adaptation (a validation split), not on trained ones
+    "colabator_best_val": {"model": "corun.haze", "method": "colabator", "keep": "best", "select_withheld": True},
     "projected_labels": {"model": "corun.haze", "method": "colabator", "project_labels": -1},
     "no_pool": {"model": "corun.haze", "method": "colabator", "label_pool": False},
     "no_weight_map": {"model": "corun.haze", "method": "colabator", "weight_map": False},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import hazy_scene, run_cli, scene, to_u8
@@ -459,3 +460,28 @@ def test_adapt_creates_the_folder_of_its_output(tmp_path):
                                 judge_labels=False)  # fmt: skip
     adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
     assert out.is_file() and (tmp_path / "new" / "folder" / "w.safetensors.ckpt").is_file()
+
+
+def test_keep_best_can_choose_on_images_withheld_from_adaptation(tmp_path, monkeypatch):
+    import clearsight.adapt.runner as adapt_mod
+    from clearsight.io import load_image
+
+    target = _target(tmp_path / "cam", 12)  # 10 training images (every fifth is held out)
+    seen = []
+    monkeypatch.setattr(adapt_mod, "_selection_score", lambda net, arch, views, amp: seen.append(views) or 1.0)
+    trained = adapt_mod._read_target(str(target), 32)[0]
+    chosen_on = [trained[i] for i in sorted(adapt_mod._selection_index(len(trained), 3))]
+    for withheld in (False, True):
+        cfg = adapt_mod.AdaptConfig("corun.haze", target=str(target), out=str(tmp_path / f"{withheld}.safetensors"),
+                                    iters=10, size=32, eval_every=10, keep="best", select_images=3,
+                                    select_withheld=withheld, judge_labels=False)  # fmt: skip
+        res = adapt_mod.adapt(cfg, progress=False, log=lambda m: None)
+        pool = torch.load(str(cfg.out) + ".ckpt", map_location="cpu", weights_only=False)["pool"]
+        assert res["train_images"] == (7 if withheld else 10) and res["selection_withheld"] is withheld
+        assert bool(set(pool) & set(chosen_on)) is not withheld  # withheld: never a training image
+        assert all(np.array_equal(v, load_image(n).rgb) for v, n in zip(seen[-1], chosen_on))
+    few = _target(tmp_path / "few", 6)  # 5 training images: withholding 3 leaves 2
+    bad = adapt_mod.AdaptConfig("corun.haze", target=str(few), out=str(tmp_path / "b.safetensors"), keep="best",
+                                select_images=3, select_withheld=True)  # fmt: skip
+    with pytest.raises(adapt_mod.ClearsightError, match="withholding 3"):
+        adapt_mod.adapt(bad, progress=False)

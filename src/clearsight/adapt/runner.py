@@ -112,6 +112,9 @@ class AdaptConfig:
     # unadapted network included. The held-out fifth is never used to choose.
     keep: str = "last"
     select_images: int = 8
+    # keep="best" with select_withheld: the `select_images` images are taken out of training, so the teacher is
+    # chosen on images it was not adapted on (a validation split of the target; the held-out fifth stays apart)
+    select_withheld: bool = False
     # the label pool admits a pseudo-label only when the judge (clearsight.judging) finds it not harmed relative to
     # its input (colour cast, over-dehazing, halos, ...); an image without an admitted label trains towards itself
     # with zero pixel weight until one is admitted
@@ -258,10 +261,14 @@ def _evaluate(net, held: list[np.ndarray], amp: bool) -> dict[str, float]:
     return {"niqe": float(niqe(y).mean()), "haze_score": float(haze(y).mean())}
 
 
+def _selection_index(n: int, count: int) -> set[int]:
+    """``count`` of ``n`` training images, evenly spaced: those keep="best" restores to choose the teacher."""
+    return {int(i) for i in np.linspace(0, n - 1, min(count, n)).round()}
+
+
 def _selection_views(names: list[str], count: int) -> list[np.ndarray]:
-    """``count`` of the training images, evenly spaced, as read (``restore`` scales them itself)."""
-    idx = sorted({int(i) for i in np.linspace(0, len(names) - 1, min(count, len(names))).round()})
-    return [load_image(names[i]).rgb for i in idx]
+    """The keep="best" images among ``names``, as read (``restore`` scales them itself)."""
+    return [load_image(names[i]).rgb for i in sorted(_selection_index(len(names), count))]
 
 
 @torch.no_grad()
@@ -418,7 +425,18 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
     except OSError as e:
         raise ClearsightError(f"--out {cfg.out}: cannot create its folder ({e.strerror or e})") from None
     start, history = 0, []
-    views = _selection_views(names, cfg.select_images) if cfg.keep == "best" else []
+    views = []
+    if cfg.keep == "best":
+        pick = _selection_index(len(names), cfg.select_images)
+        views = _selection_views(names, cfg.select_images)
+        if cfg.select_withheld:
+            if len(names) - len(pick) < MIN_IMAGES:
+                raise ClearsightError(
+                    f"{cfg.target}: {len(names)} training images; withholding {len(pick)} for the choice of the "
+                    f"teacher leaves fewer than {MIN_IMAGES} to adapt on"
+                )
+            names = [n for i, n in enumerate(names) if i not in pick]
+            train_imgs = [a for i, a in enumerate(train_imgs) if i not in pick]
     best = None  # keep="best": {"iteration", "score", "state"} of the best teacher so far
     if ckpt.is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -628,7 +646,8 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
     if best is not None:
         kept = best["iteration"]
         teacher.load_state_dict(best["state"])
-        log(f"kept the teacher of iteration {kept} (selection score {best['score']:.3f} on {len(views)} training "
+        which = "withheld" if cfg.select_withheld else "training"
+        log(f"kept the teacher of iteration {kept} (selection score {best['score']:.3f} on {len(views)} {which} "
             f"images; {history[0]['selection']:.3f} before adapting)")  # fmt: skip
     out = save_weights(
         teacher, cfg.out, meta["arch"], json.loads(meta.get("args", "{}")),
@@ -646,6 +665,7 @@ def adapt(cfg: AdaptConfig, progress: bool = True, log=print, max_memory: str | 
         "history": history,
         "kept_iteration": kept,
         "train_images": len(train_imgs),
+        "selection_withheld": cfg.keep == "best" and cfg.select_withheld,
         "held_out": len(held),
         "held_out_files": held_names,
     }
