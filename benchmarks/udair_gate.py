@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--dark-luma", type=float, default=None, help="darker photos always go to the network")
     ap.add_argument("--guard", default=None, help="e.g. low_light=0.6/0.35: tasks the judge checks, and strengths")
     ap.add_argument("--confirm", default=None, help="e.g. dark,low_light: calls the real-photo recogniser confirms")
+    ap.add_argument("--projection", default=None, help="e.g. dark=shared: tasks projected onto the input, and how")
     ap.add_argument("--only", nargs="+", default=None, help="score only these rows (a scratch comparison)")
     ap.add_argument("--out", default=str(RESULTS / "udair_gate"))
     args = ap.parse_args()
@@ -117,6 +118,8 @@ def main() -> None:
         learned.GATE_GUARD = {k: tuple(float(v) for v in vs.split("/") if v) for k, vs in pairs}
     if args.max_luma is not None:
         learned.GATE_MAX_LUMA = {k: float(v) for k, v in (kv.split("=") for kv in args.max_luma.split(",") if kv)}
+    if args.projection is not None:
+        learned.GATE_PROJECTION = dict(kv.split("=") for kv in args.projection.split(",") if kv)
     if args.confirm is not None:
         learned.GATE_CONFIRM = tuple(t for t in args.confirm.split(",") if t)
     weights = args.weights or str(cs.models.weights_file("udair.allinone"))

@@ -245,14 +245,24 @@ def guarded_haze_threshold(root: Path, files, prob: np.ndarray, val_clean: np.nd
     out of ``auto`` unchanged, counting its no-harm guard: a clean photo taken for hazy is changed only if the
     judge keeps ``dcp``'s output (run on the preview, as ``auto`` does) at full strength or at one of the milder
     strengths ``auto`` falls back to (:attr:`clearsight.models.auto.Auto.milder`, session 31). The other labels
-    keep their thresholds, and a photo in which one of them is found counts as changed."""
+    keep their thresholds, and a photo in which one of them is found counts as changed when ``auto`` acts on that
+    label: not rain or blur (no restorer: reported and left alone), and low light only in a photo darker than
+    ``auto``'s ``dark_luma`` (session 37; until then every label found counted as a change)."""
     from clearsight.judging import first_unharmed
     from clearsight.models import create_model
-    from clearsight.models.auto import Auto
-    from clearsight.priors.base import make_preview
+    from clearsight.models.auto import RESTORERS, Auto
+    from clearsight.priors.base import make_preview, mean_luma
 
     dcp = create_model("dcp")
-    other = (prob[:, 2:] >= threshold[2:]).any(1)
+    other = np.zeros(len(prob), bool)
+    for k, label in enumerate(LABELS[2:], 2):
+        if RESTORERS[label] is None:
+            continue
+        hit = val_clean & (prob[:, k] >= threshold[k])
+        if label == "low_light":  # auto brightens only a dark photo
+            dark = lambda f: mean_luma(make_preview(_float(root / str(f)))) < Auto.dark_luma  # noqa: E731
+            hit &= [bool(h) and dark(f) for h, f in zip(hit, files)]
+        other |= hit
     kept: dict[int, bool] = {}
     for i in np.where(val_clean & ~other & (prob[:, 1] >= 0.5) & (prob[:, 1] < threshold[1]))[0]:
         p = make_preview(_float(root / str(files[i])))

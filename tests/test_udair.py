@@ -361,6 +361,21 @@ def test_the_gate_projects_dehazing_so_that_a_grey_photo_stays_grey():
     assert float(np.abs(out[..., 1] - out[..., 2]).max()) < 1e-4
 
 
+def test_the_gate_can_project_every_dark_photo_onto_the_input(monkeypatch):
+    import clearsight.models.learned as learned
+
+    dark = np.repeat(np.random.default_rng(6).uniform(0.02, 0.1, (64, 80, 1)), 3, axis=2).astype(np.float32)
+    r = _gated("clean")  # a dark photo called clean goes to the network as it is
+    plain = r.process(dark, r.prepare(dark))
+    monkeypatch.setitem(learned.GATE_PROJECTION, "dark", "shared")
+    st = r.prepare(dark)
+    out = r.process(dark, st)
+    assert st.params["dark"] and "task" not in st.params
+    assert float(out.mean() - dark.mean()) > 0.15  # brightened as before, but grey stays grey
+    assert float(np.abs(plain[..., 0] - plain[..., 1]).max()) > 1e-3
+    assert float(np.abs(out[..., 0] - out[..., 1]).max()) < 1e-4
+
+
 def test_the_gate_leaves_alone_a_photo_it_is_unsure_about():
     x = np.random.default_rng(4).uniform(0.2, 0.5, (64, 80, 3)).astype(np.float32)
     r = _gated(None)
