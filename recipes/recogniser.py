@@ -16,7 +16,8 @@ untextured rendered scenes (:func:`procedural_scenes`), clear and degraded.
 Evaluation: leave one real source out (each source in turn, every benchmark folder included), train on the rest
 (real sources that are not benchmarks, plus synthesis), predict the held-out source. The pooled out-of-fold
 logits set one temperature per label (calibration), and the out-of-fold probabilities of the clean photos the
-action thresholds (haze's counting ``auto``'s guard: :func:`guarded_haze_threshold`); the shipped model is then
+action thresholds (haze's counting ``auto``'s guard and only the labels ``auto`` acts on:
+:func:`guarded_haze_threshold`); the shipped model is then
 trained on everything allowed.
 Writes ``OUT/recogniser_real.npz``, ``OUT/report.json`` and ``OUT/report.md`` (accuracy per source, confusion
 matrix, calibration). Features are cached in ``OUT/features.npz``. About 10 minutes on one core, most of it
