@@ -261,8 +261,8 @@ def guarded_haze_threshold(root: Path, files, prob: np.ndarray, val_clean: np.nd
             continue
         hit = val_clean & (prob[:, k] >= threshold[k])
         if label == "low_light":  # auto brightens only a dark photo
-            dark = lambda f: mean_luma(make_preview(_float(root / str(f)))) < Auto.dark_luma  # noqa: E731
-            hit &= [bool(h) and dark(f) for h, f in zip(hit, files)]
+            idx = np.where(hit)[0]
+            hit[idx] = [mean_luma(make_preview(_float(root / str(files[i])))) < Auto.dark_luma for i in idx]
         other |= hit
     kept: dict[int, bool] = {}
     for i in np.where(val_clean & ~other & (prob[:, 1] >= 0.5) & (prob[:, 1] < threshold[1]))[0]:
