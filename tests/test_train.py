@@ -298,3 +298,27 @@ def test_a_budget_too_small_for_one_sample_is_a_one_line_error(data_root, tmp_pa
     r = _memory_run(data_root, tmp_path / "tiny_budget", "100M")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "more than the memory budget" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_low_light_recipe_night_pairs_keep_the_lamps_and_brighten_the_scene():
+    """``recipes/lowlight_enhance.py``'s night pairs (session 38): in the dark capture the scene is dark and the lamp
+    cores are at full brightness; the target is the scene at its normal exposure with the same lamps."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    try:
+        import lowlight_enhance as recipe
+    finally:
+        sys.path.pop(0)
+    clean = torch.full((3, 96, 128), 0.5)
+    replay = torch.Generator().manual_seed(0)  # the lamps darken_with_lamps draws: after the exposure's draws
+    recipe._draws(replay)
+    light = recipe.lamps(96, 128, replay)
+    assert light.shape == (3, 96, 128) and float(light.amax()) >= 1.0 and float(light.min()) >= 0.0
+    low, high = recipe.darken_with_lamps(clean, torch.Generator().manual_seed(0))
+    assert low.shape == high.shape == clean.shape
+    core = light.amax(0) >= 2.0
+    dim = light.amax(0) <= light.amax(0).quantile(0.2)  # the scene, furthest from the lamps' glow
+    assert core.any()
+    assert float(low.amin(0)[core].mean()) > 0.9 and float(high.amin(0)[core].mean()) > 0.9
+    assert float(low[:, dim].mean()) < 0.5 * float(high[:, dim].mean())  # the scene is dark in the capture
+    expected = (0.5**2.2 + light).clamp(0, 1) ** (1 / 2.2)  # the scene at its own exposure, the lamps as they were
+    assert float((high - expected).abs().amax()) <= 1 / 255
