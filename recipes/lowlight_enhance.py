@@ -221,6 +221,8 @@ def main() -> None:
                     help="start from these weights (the shipped lowlight_lol.safetensors: a fine-tune) instead of at "
                     "random; a checkpoint in the run folder still takes precedence")  # fmt: skip
     args = ap.parse_args()
+    if not 0 <= args.night <= 0.4:  # it takes from the darkened photos' 0.4 (and a quarter of it from LOL's 0.5)
+        ap.error(f"--night must be between 0 and 0.4, got {args.night}")
     out, amp = set_up(args)
     model_args = {"preset": args.preset}
     net = build_arch("lowlight", **model_args)
