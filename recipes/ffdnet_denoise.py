@@ -12,7 +12,8 @@ Noise, drawn per crop: white Gaussian (sigma 0-55 of 255, 45%), Poisson-Gaussian
 the same through a Bayer mosaic and bilinear demosaicking (spatially correlated, like a camera's, 25%), and
 none (5%: a clean photo must come out unchanged); 30% of the camera-like crops are then JPEG-compressed.
 
-A cheaper noise-level estimator for trained weights (the body frozen, only the estimator learns the level):
+A cheaper noise-level estimator for trained weights: the body is frozen, and the new estimator learns the level maps
+the old one gives (the body learned on those half of the time, so it reads them rather than the true level):
 
     python recipes/ffdnet_denoise.py --data ../shared/data --out runs/ffdnet_est16 --preset fast \
         --estimator-only src/clearsight/models/weights/ffdnet_fast.safetensors --est-channels 16 --iters 3000
@@ -192,11 +193,12 @@ def main() -> None:
     model_args |= {k: v for k, v in (("est_channels", args.est_channels), ("est_layers", args.est_layers)) if v}
     net = build_arch("ffdnet", **model_args)
     if args.estimator_only:
-        body, _ = load_weights(args.estimator_only)
-        if body.config.channels != net.config.channels or body.config.blocks != net.config.blocks:
+        teacher, _ = load_weights(args.estimator_only)
+        if teacher.config.channels != net.config.channels or teacher.config.blocks != net.config.blocks:
             raise SystemExit(f"{args.estimator_only}: its body is not the {args.preset} preset's")
-        net.body.load_state_dict(body.body.state_dict())
+        net.body.load_state_dict(teacher.body.state_dict())
         net.body.requires_grad_(False)
+        teacher.requires_grad_(False)
     net = net.to(memory_format=torch.channels_last)
     ema = build_arch("ffdnet", **model_args)
     ema.load_state_dict(net.state_dict())
@@ -237,10 +239,13 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             est = net.estimate(noisy)
             target = F.avg_pool2d(level, 2)
-            loss_est = F.l1_loss(est.float(), target)
-            if args.estimator_only:  # the frozen body is not run: the estimator learns the level alone
-                loss_img = torch.zeros(())
+            if args.estimator_only:  # the old estimator's maps, in relative terms (low levels matter as much)
+                with torch.no_grad():
+                    target = teacher.estimate(noisy).float()
+                loss_est = F.l1_loss(torch.log(est.float() + 2e-3), torch.log(target + 2e-3)) * 0.05
+                loss_img = torch.zeros(())  # the frozen body is not run
             else:
+                loss_est = F.l1_loss(est.float(), target)
                 known = torch.rand(args.batch, 1, 1, 1, generator=g) < 0.5
                 cond = torch.where(known, target, est.detach().float())
                 out_img = net(noisy, F.interpolate(cond, scale_factor=2, mode="nearest"))
