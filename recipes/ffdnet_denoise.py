@@ -12,12 +12,6 @@ Noise, drawn per crop: white Gaussian (sigma 0-55 of 255, 45%), Poisson-Gaussian
 the same through a Bayer mosaic and bilinear demosaicking (spatially correlated, like a camera's, 25%), and
 none (5%: a clean photo must come out unchanged); 30% of the camera-like crops are then JPEG-compressed.
 
-A cheaper noise-level estimator for trained weights: the body is frozen, and the new estimator learns the level maps
-the old one gives (the body learned on those half of the time, so it reads them rather than the true level):
-
-    python recipes/ffdnet_denoise.py --data ../shared/data --out runs/ffdnet_est16 --preset fast \
-        --estimator-only src/clearsight/models/weights/ffdnet_fast.safetensors --est-channels 16 --iters 3000
-
 Resumable: running the same command again continues from ``OUT/checkpoint.pt``. On 2 cores with bf16 (AMX)
 one iteration of 32 crops of 96 px takes about 0.3-0.4 s with one thread (0.6-0.7 s while other work runs).
 Peak memory, measured (VmHWM, training and validation): 1.1 GB in bf16, 1.2 GB in float32.
@@ -43,7 +37,7 @@ from _loop import add_training_options, after_step, learning_rate, set_up, updat
 
 from clearsight.io import load_image
 from clearsight.models import build_arch
-from clearsight.models._weights import load_weights, save_weights
+from clearsight.models._weights import save_weights
 
 TRAIN_FOLDERS = ("clean/BSDS500", "clean/Urban100_x2HR", "clean/SunHays80")
 VAL_EVERY = 16  # every 16th BSDS500 photo is validation
@@ -179,30 +173,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="the shared data folder (holds clean/BSDS500, ...)")
     add_training_options(ap, "runs/ffdnet", iters=6000, batch=32, crop=96, val_every=500)
-    ap.add_argument(
-        "--estimator-only",
-        metavar="WEIGHTS",
-        default=None,
-        help="train only a new noise-level estimator for the denoiser in WEIGHTS (its body frozen)",
-    )
-    ap.add_argument("--est-channels", type=int, default=None, help="the estimator's width (default: the preset's)")
-    ap.add_argument("--est-layers", type=int, default=None, help="the estimator's depth (default: the preset's)")
     args = ap.parse_args()
     out, amp = set_up(args)
     model_args = {"preset": args.preset}
-    model_args |= {k: v for k, v in (("est_channels", args.est_channels), ("est_layers", args.est_layers)) if v}
-    net = build_arch("ffdnet", **model_args)
-    if args.estimator_only:
-        teacher, _ = load_weights(args.estimator_only)
-        if teacher.config.channels != net.config.channels or teacher.config.blocks != net.config.blocks:
-            raise SystemExit(f"{args.estimator_only}: its body is not the {args.preset} preset's")
-        net.body.load_state_dict(teacher.body.state_dict())
-        net.body.requires_grad_(False)
-        teacher.requires_grad_(False)
-    net = net.to(memory_format=torch.channels_last)
+    net = build_arch("ffdnet", **model_args).to(memory_format=torch.channels_last)
     ema = build_arch("ffdnet", **model_args)
     ema.load_state_dict(net.state_dict())
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     train_files, val_files = split(Path(args.data))
     g = torch.Generator().manual_seed(args.seed)
     start, best = 0, -1.0
@@ -222,12 +199,8 @@ def main() -> None:
     log = open(out / "log.csv", "a", newline="")
     writer = csv.writer(log)
     t0, t_last = time.time(), time.time()
-    recipe = f"recipes/ffdnet_denoise.py --preset {args.preset} --batch {args.batch} --crop {args.crop} --lr {args.lr}"
-    recipe += f" --seed {args.seed}" + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in model_args.items() if k != "preset"
-    )
-    recipe += f" --estimator-only {args.estimator_only}" if args.estimator_only else ""
-    meta = dict(recipe=recipe, train=list(TRAIN_FOLDERS),
+    meta = dict(recipe=f"recipes/ffdnet_denoise.py --preset {args.preset} --batch {args.batch} --crop "
+                f"{args.crop} --lr {args.lr} --seed {args.seed}", train=list(TRAIN_FOLDERS),
                 validation=f"every {VAL_EVERY}th of clean/BSDS500, sigma {VAL_SIGMAS}")  # fmt: skip
     for it in range(start, args.iters):
         lr = learning_rate(it, args.iters, args.lr, warmup=200)
@@ -239,17 +212,11 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             est = net.estimate(noisy)
             target = F.avg_pool2d(level, 2)
-            if args.estimator_only:  # the old estimator's maps, in relative terms (low levels matter as much)
-                with torch.no_grad():
-                    target = teacher.estimate(noisy).float()
-                loss_est = F.l1_loss(torch.log(est.float() + 2e-3), torch.log(target + 2e-3)) * 0.05
-                loss_img = torch.zeros(())  # the frozen body is not run
-            else:
-                loss_est = F.l1_loss(est.float(), target)
-                known = torch.rand(args.batch, 1, 1, 1, generator=g) < 0.5
-                cond = torch.where(known, target, est.detach().float())
-                out_img = net(noisy, F.interpolate(cond, scale_factor=2, mode="nearest"))
-                loss_img = F.l1_loss(out_img.float(), clean)
+            known = torch.rand(args.batch, 1, 1, 1, generator=g) < 0.5
+            cond = torch.where(known, target, est.detach().float())
+            out_img = net(noisy, F.interpolate(cond, scale_factor=2, mode="nearest"))
+            loss_img = F.l1_loss(out_img.float(), clean)
+            loss_est = F.l1_loss(est.float(), target)
             loss = loss_img + 2.0 * loss_est
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -322,31 +322,3 @@ def test_low_light_recipe_night_pairs_keep_the_lamps_and_brighten_the_scene():
     assert float(low[:, dim].mean()) < 0.5 * float(high[:, dim].mean())  # the scene is dark in the capture
     expected = (0.5**2.2 + light).clamp(0, 1) ** (1 / 2.2)  # the scene at its own exposure, the lamps as they were
     assert float((high - expected).abs().amax()) <= 1 / 255
-
-
-def test_denoiser_recipe_estimator_only_trains_a_new_estimator_and_keeps_the_body(tmp_path):
-    """``recipes/ffdnet_denoise.py --estimator-only`` (session 39): the body of the given weights is kept bit for bit,
-    the estimator takes the requested width, and the weights say how they were made."""
-    from clearsight.models import build_arch
-    from clearsight.models._weights import load_weights, save_weights
-
-    data = tmp_path / "data"
-    for folder, n in (("clean/BSDS500", 17), ("clean/Urban100_x2HR", 1), ("clean/SunHays80", 1)):
-        (data / folder).mkdir(parents=True)
-        for i in range(n):
-            save_image(data / folder / f"{i:03d}.png", to_u8(scene(seed=i, h=64, w=80)))
-    torch.manual_seed(0)
-    given = save_weights(build_arch("ffdnet", preset="tiny"), tmp_path / "given.safetensors", "ffdnet",
-                         {"preset": "tiny"})  # fmt: skip
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "ffdnet_denoise.py"
-    out = tmp_path / "run"
-    cmd = [sys.executable, str(recipe), "--data", str(data), "--out", str(out), "--preset", "tiny", "--iters", "4",
-           "--batch", "2", "--crop", "32", "--val-every", "2", "--estimator-only", str(given), "--est-channels", "4",
-           "--est-layers", "3"]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    old, _ = load_weights(given)
-    new, meta = load_weights(out / "best.safetensors")
-    assert (new.config.est_channels, new.config.est_layers) == (4, 3)
-    for (k, a), b in zip(old.body.state_dict().items(), new.body.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert "--estimator-only" in meta["recipe"] and "--est-channels 4" in meta["recipe"]
