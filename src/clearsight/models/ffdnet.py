@@ -93,19 +93,22 @@ class FFDNet(nn.Module):
 
     def estimate(self, x: torch.Tensor) -> torch.Tensor:
         """The per-pixel noise level of ``x`` at half resolution, :math:`(B, 1, H/2, W/2)`, [0, 1] units."""
-        return F.softplus(self.estimator(F.pixel_unshuffle(x, 2) - 0.5)) * 0.1
+        return self._level(F.pixel_unshuffle(x, 2) - 0.5)
+
+    def _level(self, centred: torch.Tensor) -> torch.Tensor:  # from the sub-images less 0.5
+        return F.softplus(self.estimator(centred)) * 0.1
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
         h, w = x.shape[-2:]
         xp = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else x
-        down = F.pixel_unshuffle(xp, 2)
+        down = F.pixel_unshuffle(xp, 2) - 0.5  # once, for the estimator and the body
         if sigma is None:
-            level = self.estimate(xp)
+            level = self._level(down)
         else:
             level = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
             if level.dim() <= 1:  # a number or one per image
                 level = level.reshape(-1, 1, 1, 1).expand(down.shape[0], 1, *down.shape[-2:])
             else:  # a full-resolution map
                 level = F.avg_pool2d(F.pad(level, (0, w % 2, 0, h % 2), mode="replicate"), 2)
-        noise = F.pixel_shuffle(self.body(torch.cat([down - 0.5, level.to(down.dtype) * 10], 1)), 2)
+        noise = F.pixel_shuffle(self.body(torch.cat([down, level.to(down.dtype) * 10], 1)), 2)
         return (xp - noise)[..., :h, :w]
