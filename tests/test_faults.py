@@ -124,6 +124,13 @@ def test_output_path_that_is_a_file_or_inside_the_input(batch, tmp_path):
     assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1, r.stderr
     same = run_cli("restore", str(photos), "-o", str(photos), "-q")
     assert same.returncode == 1 and "is the input folder" in same.stderr
+    # a file name for the output (session 39: it became a folder named out.png); an existing folder so named is used
+    named = run_cli("restore", str(photos / "img01.png"), "-o", str(tmp_path / "out.png"), "-q")
+    assert named.returncode == 1 and "looks like a file name" in named.stderr and "Traceback" not in named.stderr
+    assert not (tmp_path / "out.png").exists()
+    (tmp_path / "kept.jpg").mkdir()
+    assert run_cli("restore", str(photos / "img01.png"), "-o", str(tmp_path / "kept.jpg"), "-q").returncode == 0
+    assert (tmp_path / "kept.jpg" / "img01.png").is_file()
     assert _digest(photos) == inputs
 
 

@@ -195,6 +195,12 @@ def restore_files(
         if on_result:
             on_result(r)
 
+    if not outdir.exists() and outdir.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+        # ``-o out.png`` would create a folder named out.png: the restored file keeps its own name inside it
+        raise ClearsightError(
+            f"{outdir}: the output is a folder, and this looks like a file name; give a folder (e.g. "
+            f"{outdir.with_suffix('')}/): each restored file keeps its input's name there"
+        )
     out_real = os.path.realpath(outdir)
     folders = [os.path.realpath(p) for p in inputs if Path(p).is_dir()]
     if out_real in folders:  # every result would land beside (or onto) its input; a re-run would take them for inputs
